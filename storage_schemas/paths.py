@@ -1,0 +1,78 @@
+"""Where everything lives under the data root (DESIGN.md, "Files under the data root").
+
+Configuration comes from the environment so that the CLI, `make demo`, the Dagster UI and the
+nightly schedule all see the same files: ``SPECTRAL_DATA_ROOT`` (default ``./data``) and
+``ENMAP_ARCHIVE`` (default ``$SPECTRAL_DATA_ROOT/archive``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """The files of one SpectralForge deployment, all derived from two roots."""
+
+    root: Path
+    archive: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DataLayout:
+        env = os.environ if environ is None else environ
+        root = Path(env.get("SPECTRAL_DATA_ROOT") or "data").expanduser().absolute()
+        archive = Path(env.get("ENMAP_ARCHIVE") or root / "archive").expanduser().absolute()
+        return cls(root=root, archive=archive)
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str], archive: str | os.PathLike[str] | None = None) -> DataLayout:
+        root = Path(root).absolute()
+        return cls(root=root, archive=Path(archive).absolute() if archive else root / "archive")
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.root / "catalog"
+
+    @property
+    def tiles(self) -> Path:
+        """GeoParquet, one row per accepted product, footprint in EPSG:4326."""
+        return self.catalog_dir / "tiles.parquet"
+
+    @property
+    def quarantine(self) -> Path:
+        """Products that were refused, with a reason that names the file and the fault."""
+        return self.catalog_dir / "quarantine.parquet"
+
+    @property
+    def footprint_map(self) -> Path:
+        return self.catalog_dir / "footprints.png"
+
+    @property
+    def tile_quality_dir(self) -> Path:
+        """Per-tile quality records and quicklooks written by the ``tile_quality`` partitions."""
+        return self.root / "tiles"
+
+    @property
+    def extract_cache(self) -> Path:
+        """Where members that cannot be read in place (compressed ZIPs inside ZIPs) are unpacked."""
+        return self.root / "cache" / "extracted"
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def realdata_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The folder of real sample files: ``SPECTRAL_REALDATA`` if set (it must then exist), else
+    ``../shared/realdata`` beside the project when present, else None (the project runs without).
+    """
+    env = os.environ if environ is None else environ
+    if env.get("SPECTRAL_REALDATA"):
+        path = Path(env["SPECTRAL_REALDATA"]).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"SPECTRAL_REALDATA={path} is not a folder")
+        return path
+    default = PROJECT_ROOT.parent / "shared" / "realdata"
+    return default if default.is_dir() else None
