@@ -81,10 +81,16 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("product_name", pa.string()),
         pa.field("file", pa.string()),
         pa.field("reason", pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
         pa.field("detected_at", TS, nullable=False),
         *FINGERPRINT_FIELDS,
     ]
 )
+
+STAGE_READ = "read"
+"""Refused while reading (a fault in the files): cached by fingerprint like accepted rows."""
+STAGE_POLICY = "policy"
+"""Readable but not accepted (cloud cover, duplicate, superseded): decided anew on every scan."""
 
 FOOTPRINT_CRS = "EPSG:4326"
 

@@ -42,6 +42,11 @@ class DataLayout:
         return self.catalog_dir / "tiles.parquet"
 
     @property
+    def products(self) -> Path:
+        """Every readable product (accepted or not), the scan's memory between re-scans."""
+        return self.catalog_dir / "products.parquet"
+
+    @property
     def quarantine(self) -> Path:
         """Products that were refused, with a reason that names the file and the fault."""
         return self.catalog_dir / "quarantine.parquet"

@@ -23,6 +23,7 @@ from storage_schemas.catalog import (
     COVER_COLUMNS,
     FOOTPRINT_CRS,
     QUARANTINE_SCHEMA,
+    STAGE_READ,
     STATUS_PRESENT,
     TILE_COLUMNS,
     TILE_FIELDS,
@@ -81,13 +82,14 @@ def empty_tiles() -> gpd.GeoDataFrame:
     return records_frame([])
 
 
-def refusals_frame(refusals: Iterable[Refusal], detected_at: pd.Timestamp) -> pd.DataFrame:
+def refusals_frame(refusals: Iterable[Refusal], detected_at: pd.Timestamp, stage: str) -> pd.DataFrame:
     rows = [
         {
             "product_path": q.product_path,
             "product_name": q.product_name,
             "file": q.file,
             "reason": q.reason,
+            "stage": stage,
             "detected_at": detected_at,
             "source_size": q.fingerprint.size if q.fingerprint else -1,
             "source_mtime_ns": q.fingerprint.mtime_ns if q.fingerprint else -1,
@@ -140,5 +142,5 @@ def write_quarantine(frame: pd.DataFrame, path: Path) -> None:
 
 def read_quarantine(path: Path) -> pd.DataFrame:
     if not path.exists():
-        return refusals_frame([], pd.Timestamp.now(tz="UTC"))
+        return refusals_frame([], pd.Timestamp.now(tz="UTC"), STAGE_READ)
     return pq.read_table(path).to_pandas()

@@ -17,7 +17,8 @@ from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 _GEOD = Geod(ellps="WGS84")
-MIN_AREA_M2 = 1.0
+MIN_AREA_M2 = 1.0e4
+"""Smaller than a hectare (11 pixels) is no scene but a broken footprint."""
 
 
 class FootprintError(ValueError):
@@ -41,8 +42,8 @@ def footprint_from_corners(corners: Sequence[tuple[float, float]]) -> tuple[Base
     polygon = Polygon(ring)
     if not polygon.is_valid:
         raise FootprintError(f"footprint is invalid: {explain_validity(polygon)}")
-    area = geodesic_area_m2(polygon)
-    if polygon.is_empty or area < MIN_AREA_M2:
+    area = 0.0 if polygon.is_empty or polygon.area < 1e-12 else geodesic_area_m2(polygon)
+    if area < MIN_AREA_M2:
         raise FootprintError(f"footprint has zero area ({area:.1f} m2): its corners are collinear or repeated")
     polygon = shapely.geometry.polygon.orient(polygon, sign=1.0)
     if not split:

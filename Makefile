@@ -1,0 +1,56 @@
+# SpectralForge: `make demo` and `make test` work on a fresh clone (they set up .venv first).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+export SPECTRAL_DATA_ROOT := $(abspath $(or $(SPECTRAL_DATA_ROOT),data))
+export ENMAP_ARCHIVE := $(abspath $(or $(ENMAP_ARCHIVE),$(SPECTRAL_DATA_ROOT)/archive))
+export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),$(SPECTRAL_DATA_ROOT)/.dagster))
+
+DEMO_TILES ?= 36
+DEMO_TILE_SIZE ?= 256
+DEMO_FAULTS ?= 6
+UI_PORT ?= 3000
+
+.PHONY: setup demo ui test lint format bench clean-data
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.dev.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp $< $@
+
+demo: setup $(DAGSTER_HOME)/dagster.yaml
+	@if [ ! -d "$(ENMAP_ARCHIVE)" ]; then \
+	  echo "simulating $(DEMO_TILES) products into $(SPECTRAL_DATA_ROOT)/archive"; \
+	  $(BIN)/spectralforge simulate --out $(SPECTRAL_DATA_ROOT) --tiles $(DEMO_TILES) \
+	    --tile-size $(DEMO_TILE_SIZE) --faults $(DEMO_FAULTS) --seed 7; \
+	fi
+	$(BIN)/python -W ignore -m pipelines.demo
+
+ui: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python deploy/serve.py $(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p $(UI_PORT)
+
+test: setup
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python benchmarks/catalog.py
+
+clean-data:
+	rm -rf $(SPECTRAL_DATA_ROOT)

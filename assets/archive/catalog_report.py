@@ -1,0 +1,69 @@
+"""Small summaries of the catalog for the UI: footprint map, months, quarantine reasons.
+
+Kept small on purpose (DESIGN: metadata lives in the event log once per materialisation): a
+PNG of a few tens of kB and short markdown tables.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import geopandas as gpd
+import pandas as pd
+
+from storage_schemas.catalog import STATUS_PRESENT
+
+
+def footprint_map_png(tiles: gpd.GeoDataFrame, width_px: int = 900) -> bytes:
+    """World map of footprints (accepted: blue, missing: red), drawn on a lon/lat grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width_px / 100, width_px / 200), dpi=100)
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-90, 90)
+    ax.set_aspect("equal")
+    ax.grid(True, lw=0.3, color="0.8")
+    present = tiles["status"] == STATUS_PRESENT
+    for selection, colour in ((present, "tab:blue"), (~present, "tab:red")):
+        part = tiles[selection]
+        if len(part):
+            part.boundary.plot(ax=ax, linewidth=0.6, color=colour)
+            ax.scatter(part["center_lon"], part["center_lat"], s=4, color=colour)
+    ax.set_title(f"{int(present.sum())} tiles ({int((~present).sum())} missing from the archive)", fontsize=9)
+    ax.tick_params(labelsize=7)
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def month_histogram(tiles: pd.DataFrame) -> dict[str, int]:
+    """Acquisitions per calendar month (``YYYY-MM``), every month between first and last."""
+    if tiles.empty:
+        return {}
+    months = tiles["acquired"].dt.tz_convert("UTC").dt.strftime("%Y-%m")
+    counts = months.value_counts()
+    span = pd.period_range(min(counts.index), max(counts.index), freq="M").strftime("%Y-%m")
+    return {m: int(counts.get(m, 0)) for m in span}
+
+
+def markdown_bars(counts: dict[str, int], width: int = 30) -> str:
+    top = max(counts.values(), default=1) or 1
+    rows = [f"| {k} | {v} | {'█' * round(width * v / top)} |" for k, v in counts.items()]
+    return "\n".join(["| month | tiles | |", "|---|---:|---|", *rows])
+
+
+_DETAIL = re.compile(r"[0-9][0-9,.]*|'[^']*'|\"[^\"]*\"|\S+\.(?:zip|ZIP)\S*|DT\d{10}\S*")
+
+
+def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
+    """Quarantine reasons grouped by kind (numbers, names and paths blanked out)."""
+    if quarantine.empty:
+        return {}
+    kinds = quarantine["reason"].map(lambda r: _DETAIL.sub("…", r))
+    return {k: int(v) for k, v in kinds.value_counts().items()}

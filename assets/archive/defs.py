@@ -1,0 +1,170 @@
+"""Dagster definitions of the archive stage: the archive, the tile catalog, per-tile quality."""
+
+
+import base64
+from functools import partial
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetSpec,
+    BackfillPolicy,
+    Config,
+    DynamicPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+from pydantic import Field
+
+from assets.archive.catalog_io import read_quarantine, read_tiles
+from assets.archive.catalog_report import footprint_map_png, markdown_bars, month_histogram, reason_counts
+from assets.archive.quality import QUALITY_INPUTS, inspect_or_explain, write_tile_quality
+from assets.archive.scan import ArchiveError, CatalogPolicy, scan_archive
+from assets.resources import DaskCluster, DataRoot
+from storage_schemas.catalog import STATUS_PRESENT
+
+enmap_tiles = DynamicPartitionsDefinition(name="enmap_tiles")
+"""One partition per accepted tile id; the nightly sensor adds new ones from the catalog."""
+
+TILES_PER_RUN = 64
+"""Tiles one run of a per-tile asset processes (on the Dask client), for backfills and the sensor."""
+
+enmap_archive = AssetSpec(
+    "enmap_archive",
+    description="EnMAP L2A products as DLR delivers them (folders, ZIPs, delivery ZIPs) under ENMAP_ARCHIVE. "
+    "Written by the DLR order system (or `spectralforge simulate`), not by Dagster.",
+    group_name="archive",
+    kinds={"enmap"},
+)
+
+
+class CatalogConfig(Config):
+    max_cloud_cover: float = Field(10.0, description="Accept tiles up to this cloud cover (percent).")
+    full_rescan: bool = Field(False, description="Re-read every product, not only new or changed ones.")
+
+
+def _png_markdown(png: bytes, alt: str) -> MetadataValue:
+    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+@asset(
+    deps=[enmap_archive],
+    group_name="archive",
+    kinds={"geoparquet"},
+    description="One row per accepted EnMAP product (catalog/tiles.parquet, GeoParquet, footprints in "
+    "EPSG:4326) and the refused ones with a reason (catalog/quarantine.parquet). Re-scans re-read only "
+    "new or changed products.",
+)
+def tile_catalog(
+    context: AssetExecutionContext, config: CatalogConfig, data_root: DataRoot, dask: DaskCluster
+) -> MaterializeResult:
+    layout = data_root.layout()
+    try:
+        with dask.map_fn() as map_fn:
+            result = scan_archive(
+                layout, CatalogPolicy(max_cloud_cover=config.max_cloud_cover), map_fn, full=config.full_rescan
+            )
+    except ArchiveError as exc:
+        raise Failure(description=str(exc)) from None
+    stats, tiles, quarantine = result.stats, result.tiles, result.quarantine
+    for row in quarantine.itertuples():
+        context.log.warning(f"quarantined {row.product_path}: {row.reason}")
+    png = footprint_map_png(tiles)
+    layout.footprint_map.write_bytes(png)
+    reasons = reason_counts(quarantine)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": int(stats["accepted"]),
+            "products_found": int(stats["products_found"]),
+            "accepted": int(stats["accepted"]),
+            "quarantined": int(stats["quarantined"]),
+            "missing_from_archive": int(stats["missing"]),
+            "containers_read": int(stats["containers_read"]),
+            "containers_unchanged": int(stats["containers_unchanged"]),
+            "scan_seconds": round(stats["total_s"], 2),
+            "tiles_path": MetadataValue.path(str(layout.tiles)),
+            "quarantine_path": MetadataValue.path(str(layout.quarantine)),
+            "footprints": _png_markdown(png, "footprints"),
+            "acquisitions_per_month": MetadataValue.md(markdown_bars(month_histogram(tiles))),
+            "quarantine_reasons": MetadataValue.md(
+                "\n".join(["| reason | products |", "|---|---:|", *(f"| {k} | {v} |" for k, v in reasons.items())])
+            ),
+        }
+    )
+
+
+@asset_check(asset=tile_catalog, blocking=True, description="Tile ids are unique and every footprint is valid.")
+def catalog_is_consistent(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
+    tiles = read_tiles(data_root.layout().tiles)
+    duplicates = int(tiles["tile_id"].duplicated().sum())
+    invalid = int((~tiles.geometry.is_valid | tiles.geometry.is_empty).sum())
+    wraps = int(((tiles.geometry.bounds["maxx"] - tiles.geometry.bounds["minx"]) > 180).sum())
+    split = int(tiles["crosses_antimeridian"].sum())
+    return AssetCheckResult(
+        passed=duplicates == 0 and invalid == 0 and wraps <= split,
+        metadata={"duplicate_tile_ids": duplicates, "invalid_footprints": invalid, "antimeridian_split": split},
+    )
+
+
+@asset_check(
+    asset=tile_catalog,
+    description="Warns when more than a quarter of the products found are quarantined.",
+)
+def quarantine_share(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
+    layout = data_root.layout()
+    accepted = int((read_tiles(layout.tiles)["status"] == STATUS_PRESENT).sum())
+    refused = len(read_quarantine(layout.quarantine))
+    share = refused / max(accepted + refused, 1)
+    return AssetCheckResult(
+        passed=share <= 0.25,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"quarantined_share": round(share, 3), "quarantined": refused, "accepted": accepted},
+    )
+
+
+@asset(
+    partitions_def=enmap_tiles,
+    deps=[tile_catalog],
+    group_name="archive",
+    kinds={"png"},
+    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
+    description="Per tile: cover fractions measured on the QL masks against METADATA.XML, the valid "
+    "(swath) fraction and a quicklook (tiles/<tile_id>/).",
+)
+def tile_quality(context: AssetExecutionContext, data_root: DataRoot, dask: DaskCluster) -> MaterializeResult:
+    layout = data_root.layout()
+    catalog = read_tiles(layout.tiles).set_index("tile_id", drop=False)
+    keys = list(context.partition_keys)
+    unknown = [k for k in keys if k not in catalog.index]
+    if unknown:
+        raise Failure(description=f"tiles not in {layout.tiles}: {', '.join(unknown[:10])}")
+    rows = catalog.loc[keys, QUALITY_INPUTS].to_dict("records")
+    with dask.map_fn() as map_fn:
+        outcomes = map_fn(partial(inspect_or_explain, layout.archive), rows)
+    failed = 0
+    for key, quality in zip(keys, outcomes, strict=True):
+        if isinstance(quality, str):
+            failed += 1
+            context.log.error(f"tile {key}: {quality}")
+            context.add_asset_metadata({"error": quality}, partition_key=key)
+            continue
+        folder = write_tile_quality(layout.tile_quality_dir, quality)
+        context.add_asset_metadata(
+            {
+                "valid_fraction": quality.valid_fraction,
+                "cloud_measured_pct": quality.measured["cloud_cover"],
+                "cloud_declared_pct": quality.declared["cloud_cover"],
+                "max_cover_difference_pct": quality.max_cover_difference,
+                "quicklook": _png_markdown(quality.quicklook_png, key),
+                "path": MetadataValue.path(str(folder)),
+            },
+            partition_key=key,
+        )
+    if failed == len(keys):
+        raise Failure(description=f"all {failed} tiles of this run failed; see the log")
+    return MaterializeResult()

@@ -1,0 +1,275 @@
+"""Read EnMAP L2A products as delivered into product records, or refuse them with a reason.
+
+The unit of work is a container (a product folder or a ZIP file, see ``sources``). Reading one
+costs a stat of its files, the head and tail of METADATA.XML, the directory of the GeoTIFF and a
+GDAL open: no pixel is read. Every fault becomes a :class:`Refusal` that names the file and what
+is wrong with it; no exception escapes for a bad product, so one bad product never stops a scan.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import rasterio
+from rasterio.errors import RasterioError
+
+from assets.archive.footprint import FootprintError, footprint_from_corners
+from assets.archive.metadata_xml import MetadataError, read_metadata
+from assets.archive.record import Fingerprint, ProductRecord, Refusal
+from assets.archive.sources import (
+    FOLDER,
+    Container,
+    FolderFiles,
+    ProductFiles,
+    UnsafeArchiveError,
+    ZipFiles,
+    check_member_names,
+    folder_checksum,
+    is_zip_name,
+    nested_path,
+    vsi_nested,
+    zip_checksum,
+)
+from assets.archive.tiff_extent import NotATiffError, tiff_data_extent
+from storage_schemas.enmap_product import (
+    ACCEPTED_LEVEL,
+    IMAGE_SUFFIXES,
+    METADATA_SUFFIX,
+    OTHER_FILES,
+    QUALITY_MASKS,
+    parse_product_name,
+    product_name_of,
+)
+
+REQUIRED_MASKS = ("cloud", "cloud_shadow", "haze")
+"""QL layers the patch stage masks with; a product without them cannot be cleaned."""
+ACCEPTED_DTYPES = ("int16", "float32")
+GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+"""Do not list sibling files on open: a product folder has a dozen, a ZIP hundreds."""
+
+_SUFFIX_KINDS = [
+    (METADATA_SUFFIX, "metadata"),
+    *((s, "image") for s in IMAGE_SUFFIXES),
+    *((s, kind) for kind, s in QUALITY_MASKS.items()),
+    *((s, kind) for kind, s in OTHER_FILES.items()),
+]
+
+
+class ProductError(ValueError):
+    """A fault in one file of a product."""
+
+    def __init__(self, file: str | None, reason: str):
+        super().__init__(f"{file}: {reason}" if file else reason)
+        self.file = file
+        self.reason = reason
+
+
+@dataclass
+class ContainerResult:
+    """What reading one container gave: records and refusals, or 'unchanged' (checksum equal)."""
+
+    container: Container
+    checksum: str = ""
+    unchanged: bool = False
+    records: list[ProductRecord] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+def file_kind(member: str) -> str | None:
+    base = member.rsplit("/", 1)[-1]
+    for suffix, kind in _SUFFIX_KINDS:
+        if base.endswith(suffix):
+            return kind
+    return None
+
+
+def read_container(root: Path, container: Container, previous_checksum: str | None = None) -> ContainerResult:
+    """Read every product in a container; never raises for a bad product or a bad container."""
+    result = ContainerResult(container)
+    try:
+        with rasterio.Env(**GDAL_OPTIONS):
+            if container.kind == FOLDER:
+                folder = root / container.path
+                result.checksum = folder_checksum(folder)
+                if result.checksum == previous_checksum:
+                    result.unchanged = True
+                    return result
+                _read_products(FolderFiles(folder), container.path, result, folder.name)
+            else:
+                with zipfile.ZipFile(root / container.path) as archive:
+                    result.checksum = zip_checksum(archive)
+                    if result.checksum == previous_checksum:
+                        result.unchanged = True
+                        return result
+                    _read_zip(archive, str(root / container.path), container.path, result)
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, UnsafeArchiveError, RuntimeError) as exc:
+        fault = str(exc) if isinstance(exc, UnsafeArchiveError) else f"unreadable: {exc}"
+        result.records.clear()
+        result.refusals = [Refusal(container.path, fault, file=container.path)]
+    fingerprint = Fingerprint(container.size, container.mtime_ns, result.checksum)
+    result.refusals = [_with_fingerprint(q, fingerprint) for q in result.refusals]
+    result.records = [_record_fingerprint(r, fingerprint) for r in result.records]
+    return result
+
+
+def _with_fingerprint(q: Refusal, fp: Fingerprint) -> Refusal:
+    return Refusal(q.product_path, q.reason, q.file, q.product_name, fp)
+
+
+def _record_fingerprint(r: ProductRecord, fp: Fingerprint) -> ProductRecord:
+    return replace(r, fingerprint=fp)
+
+
+def _read_zip(archive: zipfile.ZipFile, vsi: str, product_path: str, result: ContainerResult) -> None:
+    names = [i.filename for i in archive.infolist()]
+    check_member_names(names, product_path)
+    files = ZipFiles(archive, vsi)
+    inner_zips = [n for n in names if is_zip_name(n)]
+    for inner in inner_zips:
+        inner_path = nested_path(product_path, inner)
+        try:
+            with archive.open(inner) as stream, zipfile.ZipFile(stream) as nested:
+                _read_zip(nested, vsi_nested(vsi, inner), inner_path, result)
+        except (zipfile.BadZipFile, OSError) as exc:
+            result.refusals.append(Refusal(inner_path, f"unreadable ZIP: {exc}", file=inner))
+    found = _read_products(files, product_path, result, None, allow_empty=bool(inner_zips))
+    if not found and not inner_zips:
+        result.refusals.append(Refusal(product_path, "holds no EnMAP product files", file=product_path))
+
+
+def _read_products(
+    files: ProductFiles, product_path: str, result: ContainerResult, folder_name: str | None, allow_empty=False
+) -> int:
+    sizes = files.names()
+    groups: dict[str, dict[str, str]] = defaultdict(dict)
+    for member in sizes:
+        name = product_name_of(member)
+        kind = file_kind(member)
+        if name and kind:
+            groups[name][kind] = member
+    if not groups and folder_name is not None and not allow_empty:
+        result.refusals.append(
+            Refusal(product_path, "product folder holds no METADATA.XML or other product files", file=product_path)
+        )
+    for name, members in sorted(groups.items()):
+        try:
+            result.records.append(read_product(files, name, members, sizes, product_path))
+        except ProductError as exc:
+            result.refusals.append(Refusal(product_path, exc.reason, file=exc.file, product_name=name))
+    return len(groups)
+
+
+_PENDING = Fingerprint(-1, -1, "")
+
+
+def read_product(
+    files: ProductFiles, name: str, members: dict[str, str], sizes: dict[str, int], product_path: str
+) -> ProductRecord:
+    """Read one product's metadata and check its image; raise ProductError naming the fault."""
+    try:
+        parsed = parse_product_name(name)
+    except ValueError as exc:
+        raise ProductError(name, str(exc)) from None
+    if parsed.level != ACCEPTED_LEVEL:
+        raise ProductError(name, f"is a {parsed.level} product; only {ACCEPTED_LEVEL} products are accepted")
+
+    xml = members.get("metadata")
+    if xml is None:
+        raise ProductError(name + METADATA_SUFFIX, "missing: the product has no METADATA.XML")
+    try:
+        with files.open(xml) as stream:
+            meta = read_metadata(stream, sizes[xml])
+    except MetadataError as exc:
+        raise ProductError(xml, f"malformed METADATA.XML: {exc}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ProductError(xml, f"unreadable: {exc}") from None
+    if meta.name != name:
+        raise ProductError(xml, f"describes product {meta.name!r}, but its files are named {name!r}")
+    if meta.level != ACCEPTED_LEVEL:
+        raise ProductError(xml, f"is a {meta.level} product; only {ACCEPTED_LEVEL} products are accepted")
+    try:
+        footprint, split = footprint_from_corners(meta.corners)
+    except FootprintError as exc:
+        raise ProductError(xml, str(exc)) from None
+
+    image = members.get("image")
+    if image is None:
+        raise ProductError(name + IMAGE_SUFFIXES[0], "missing: the product has no SPECTRAL_IMAGE")
+    grid = _check_image(files, image, sizes[image], meta)
+    for kind in REQUIRED_MASKS:
+        member = members.get(kind)
+        if member is None:
+            raise ProductError(name + QUALITY_MASKS[kind], "missing quality mask")
+        if sizes[member] == 0:
+            raise ProductError(member, "empty quality mask (0 bytes)")
+
+    return ProductRecord(
+        tile_id=parsed.tile_id,
+        product_name=name,
+        datatake=parsed.datatake,
+        tile_number=parsed.tile_number,
+        processor_version=parsed.processor_version,
+        processed=parsed.processed,
+        level=meta.level,
+        acquired=meta.start_time,
+        stop_time=meta.stop_time,
+        covers=meta.covers,
+        epsg=meta.epsg,
+        width=meta.width,
+        height=meta.height,
+        n_bands=len(meta.bands),
+        dtype=grid["dtype"],
+        pixel_size=grid["pixel_size"],
+        grid_x0=grid["x0"],
+        grid_y0=grid["y0"],
+        center_lon=meta.center[0],
+        center_lat=meta.center[1],
+        footprint=footprint,
+        crosses_antimeridian=split,
+        bands=meta.bands,
+        product_path=product_path,
+        files=dict(sorted(members.items())),
+        simulated=meta.simulated,
+        fingerprint=_PENDING,
+    )
+
+
+def _check_image(files: ProductFiles, image: str, size: int, meta) -> dict:
+    if size == 0:
+        raise ProductError(image, "empty SPECTRAL_IMAGE (0 bytes)")
+    try:
+        with files.open(image) as stream:
+            extent = tiff_data_extent(stream)
+    except NotATiffError as exc:
+        raise ProductError(image, f"unreadable GeoTIFF: {exc}") from None
+    if extent > size:
+        raise ProductError(
+            image, f"truncated GeoTIFF: its pixel data runs to byte {extent:,} but the file has {size:,} bytes"
+        )
+    try:
+        with rasterio.open(files.gdal_path(image)) as ds:
+            count, width, height = ds.count, ds.width, ds.height
+            dtype, transform = ds.dtypes[0], ds.transform
+            epsg = ds.crs.to_epsg() if ds.crs else None
+    except RasterioError as exc:
+        raise ProductError(image, f"unreadable GeoTIFF: {exc}") from None
+    if count != len(meta.bands):
+        raise ProductError(
+            image, f"has {count} bands but METADATA.XML describes {len(meta.bands)} (bandCharacterisation)"
+        )
+    if (width, height) != (meta.width, meta.height):
+        raise ProductError(
+            image,
+            f"is {width} x {height} px but METADATA.XML says {meta.width} x {meta.height} "
+            "(widthOfOrthoScene x heightOfOrthoScene)",
+        )
+    if epsg != meta.epsg:
+        raise ProductError(image, f"is in EPSG:{epsg} but METADATA.XML says EPSG:{meta.epsg}")
+    if dtype not in ACCEPTED_DTYPES:
+        raise ProductError(image, f"has data type {dtype}; expected one of {', '.join(ACCEPTED_DTYPES)}")
+    if transform.b != 0 or transform.d != 0 or transform.a != -transform.e:
+        raise ProductError(image, f"has a rotated or non-square pixel grid: {tuple(transform)[:6]}")
+    return {"dtype": dtype, "pixel_size": transform.a, "x0": transform.c, "y0": transform.f}

@@ -1,0 +1,230 @@
+"""Scan the archive into the tile catalog, re-reading only what is new or changed.
+
+A scan lists the containers (product folders and ZIP files; a stat each), compares each with the
+fingerprint it had at the last scan, and reads only the new and changed ones, in parallel through
+whatever ``map_fn`` the caller passes (a Dask client in the asset, a process pool in the
+benchmark, plain ``map`` in tests). Rows of unchanged products are carried over as they are, so
+their ids and values never move.
+
+Then the acceptance policy runs over all readable products, every time (it is cheap and its
+settings may change): one row per tile id (the newest processing wins; the same product twice
+keeps the path seen first), cloud cover under the limit. Products that left the archive keep
+their rows with ``status = "missing"``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from assets.archive.catalog_io import (
+    read_quarantine,
+    read_tiles,
+    records_frame,
+    refusals_frame,
+    write_quarantine,
+    write_tiles,
+)
+from assets.archive.reader import ContainerResult, read_container
+from assets.archive.record import Refusal
+from assets.archive.sources import Container, find_containers
+from storage_schemas.catalog import (
+    STAGE_POLICY,
+    STAGE_READ,
+    STATUS_MISSING,
+    STATUS_PRESENT,
+    ZIP_SEPARATOR,
+)
+from storage_schemas.paths import DataLayout
+
+MapFn = Callable[[Callable, Sequence], Iterable]
+BATCH = 32
+"""Containers per task: big enough to hide task overhead, small enough to balance two workers."""
+
+
+class ArchiveError(RuntimeError):
+    """The archive as a whole cannot be scanned: missing root, or nothing usable in it."""
+
+
+@dataclass(frozen=True)
+class CatalogPolicy:
+    """What the catalog accepts. SpectralEarth kept tiles under ~10% cloud cover."""
+
+    max_cloud_cover: float = 10.0
+
+
+@dataclass
+class ScanResult:
+    products: gpd.GeoDataFrame
+    tiles: gpd.GeoDataFrame
+    quarantine: pd.DataFrame
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def container_of(product_path: str) -> str:
+    return product_path.split(ZIP_SEPARATOR, 1)[0]
+
+
+def read_batch(root: Path, batch: Sequence[tuple[Container, str | None]]) -> list[ContainerResult]:
+    """Read a batch of containers (the unit of parallel work)."""
+    return [read_container(root, container, checksum) for container, checksum in batch]
+
+
+def scan_archive(
+    layout: DataLayout,
+    policy: CatalogPolicy | None = None,
+    map_fn: MapFn = map,
+    write: bool = True,
+    full: bool = False,
+) -> ScanResult:
+    """Scan ``layout.archive`` against the previous catalog; write products, tiles, quarantine.
+
+    ``full`` ignores the previous fingerprints and re-reads everything (ids stay the same: they
+    come from the product names).
+    """
+    policy = policy or CatalogPolicy()
+    started = time.perf_counter()
+    now = pd.Timestamp.now(tz="UTC").floor("us")
+    root = layout.archive
+    if not root.is_dir():
+        raise ArchiveError(f"the archive root {root} does not exist or is not a folder (set ENMAP_ARCHIVE)")
+    containers = list(find_containers(root))
+    listed = time.perf_counter()
+
+    prev_products = read_tiles(layout.products)
+    prev_failures = read_quarantine(layout.quarantine)
+    prev_failures = prev_failures[prev_failures["stage"] == STAGE_READ]
+    previous = _previous_fingerprints(prev_products, prev_failures)
+
+    keep, to_read = [], []
+    for c in containers:
+        fp = previous.get(c.path)
+        if fp is not None and not full and (fp[0], fp[1]) == (c.size, c.mtime_ns):
+            keep.append(c.path)
+        else:
+            to_read.append((c, None if full or fp is None else fp[2]))
+    batches = [to_read[i : i + BATCH] for i in range(0, len(to_read), BATCH)]
+    results = [r for batch in map_fn(partial(read_batch, root), batches) for r in batch]
+    read_done = time.perf_counter()
+
+    unchanged = {r.container.path: r.container for r in results if r.unchanged}
+    kept_paths = set(keep) | set(unchanged)
+    records = [rec for r in results for rec in r.records]
+    read_refusals = [q for r in results for q in r.refusals]
+
+    prev_containers = prev_products["product_path"].map(container_of)
+    carried = prev_products[prev_containers.isin(kept_paths)].copy()
+    for path, c in unchanged.items():  # touched but identical: refresh the stat part of the fingerprint
+        rows = carried["product_path"].map(container_of) == path
+        carried.loc[rows, ["source_size", "source_mtime_ns"]] = (c.size, c.mtime_ns)
+    carried.loc[carried["status"] == STATUS_MISSING, ["status", "missing_since"]] = (STATUS_PRESENT, None)
+
+    fresh = records_frame(records)
+    fresh_keys = set(zip(fresh["product_path"], fresh["product_name"], strict=True))
+    not_kept = prev_products[~prev_containers.isin(kept_paths)]
+    reread = [k in fresh_keys for k in zip(not_kept["product_path"], not_kept["product_name"], strict=True)]
+    gone = not_kept[~pd.Series(reread, index=not_kept.index, dtype=bool)].copy()
+    newly_missing = gone["status"] != STATUS_MISSING
+    gone.loc[newly_missing, "missing_since"] = now
+    gone["status"] = STATUS_MISSING
+
+    products = gpd.GeoDataFrame(_concat([carried, fresh, gone], fresh), geometry="geometry", crs=fresh.crs)
+
+    failures_kept = prev_failures[prev_failures["product_path"].map(container_of).isin(kept_paths)]
+    new_failures = refusals_frame(read_refusals, now, STAGE_READ)
+    failures = _concat([failures_kept, new_failures], new_failures)
+    tiles, policy_refusals = apply_policy(products, policy, prev_products)
+    quarantine = _concat([failures, refusals_frame(policy_refusals, now, STAGE_POLICY)], failures)
+
+    stats = {
+        "containers": len(containers),
+        "containers_read": len(to_read),
+        "containers_unchanged": len(keep) + len(unchanged),
+        "products_found": int((products["status"] == STATUS_PRESENT).sum()) + len(failures),
+        "accepted": int((tiles["status"] == STATUS_PRESENT).sum()),
+        "quarantined": len(quarantine),
+        "missing": int((tiles["status"] == STATUS_MISSING).sum()),
+        "newly_missing": int(newly_missing.sum()),
+        "list_s": listed - started,
+        "read_s": read_done - listed,
+    }
+    if write:
+        layout.catalog_dir.mkdir(parents=True, exist_ok=True)
+        write_tiles(products, layout.products)
+        write_tiles(tiles, layout.tiles)
+        write_quarantine(quarantine, layout.quarantine)
+    stats["total_s"] = time.perf_counter() - started
+    result = ScanResult(products=products, tiles=tiles, quarantine=quarantine, stats=stats)
+    if not containers:
+        raise ArchiveError(f"the archive root {root} holds no EnMAP products (folders or ZIPs)")
+    if stats["accepted"] == 0:
+        raise ArchiveError(
+            f"none of the {stats['products_found']} products under {root} is usable: "
+            f"all {len(quarantine)} are quarantined, see {layout.quarantine}"
+        )
+    return result
+
+
+def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate the non-empty frames (pandas warns about, and mistypes, empty ones)."""
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else empty
+
+
+def _previous_fingerprints(products: pd.DataFrame, failures: pd.DataFrame) -> dict[str, tuple[int, int, str]]:
+    out: dict[str, tuple[int, int, str]] = {}
+    for frame in (products[products["status"] == STATUS_PRESENT], failures):
+        for path, size, mtime, checksum in zip(
+            frame["product_path"], frame["source_size"], frame["source_mtime_ns"], frame["checksum"], strict=True
+        ):
+            out[container_of(path)] = (int(size), int(mtime), checksum)
+    return out
+
+
+def apply_policy(
+    products: gpd.GeoDataFrame, policy: CatalogPolicy, previous: pd.DataFrame
+) -> tuple[gpd.GeoDataFrame, list[Refusal]]:
+    """The accepted tiles and the refusals of the readable products that are not accepted."""
+    refusals: list[Refusal] = []
+    if products.empty:
+        return products, refusals
+    seen_before = set(previous["product_path"] + "|" + previous["product_name"]) if len(previous) else set()
+    order = products.assign(
+        _present=(products["status"] == STATUS_PRESENT),
+        _seen=(products["product_path"] + "|" + products["product_name"]).isin(seen_before),
+    ).sort_values(
+        ["tile_id", "_present", "processor_version", "processed", "_seen", "product_path"],
+        ascending=[True, False, False, False, False, True],
+        kind="stable",
+    )
+    winners = order.drop_duplicates("tile_id", keep="first")
+    winner_of = winners.set_index("tile_id")
+    losers = order.loc[~order.index.isin(winners.index)]
+    for row in losers[losers["_present"]].itertuples():
+        best = winner_of.loc[row.tile_id]
+        if row.product_name == best.product_name:
+            reason = f"the same product also lies at {best.product_path}, which the catalog uses"
+        else:
+            reason = f"superseded by the newer processing {best.product_name} at {best.product_path}"
+        refusals.append(Refusal(row.product_path, reason, file=row.product_path, product_name=row.product_name))
+
+    cloud = winners["cloud_cover"]
+    too_cloudy = cloud.isna() | (cloud > policy.max_cloud_cover)
+    for row in winners[too_cloudy & winners["_present"]].itertuples():
+        what = "not assessed" if pd.isna(row.cloud_cover) else f"{row.cloud_cover:.1f}%"
+        refusals.append(
+            Refusal(
+                row.product_path,
+                f"cloud cover {what} (METADATA.XML cloudCover) exceeds the limit of {policy.max_cloud_cover:g}%",
+                file=row.product_path,
+                product_name=row.product_name,
+            )
+        )
+    tiles = winners[~too_cloudy].drop(columns=["_present", "_seen"])
+    return gpd.GeoDataFrame(tiles, geometry="geometry", crs=products.crs), refusals

@@ -1,0 +1,173 @@
+"""Where products are in the archive, and how to reach their files without unpacking them.
+
+EnMAP products arrive as folders, as ``<name>.ZIP`` holding ``<name>/<name>-...`` files, or as a
+delivery ZIP that nests product ZIPs. A *container* is one of those on disk (a product folder or
+a ZIP file); it is the unit a re-scan compares by size and mtime. Files inside ZIPs are read in
+place: Python reads METADATA.XML straight from the archive, and GDAL reads rasters through
+``/vsizip/`` paths (nested as ``/vsizip/{/vsizip/outer.zip/inner.ZIP}/...``). Nothing is
+extracted, and a ZIP with a member name that climbs out of its folder is refused whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from storage_schemas.catalog import ZIP_SEPARATOR
+from storage_schemas.enmap_product import METADATA_SUFFIX, PRODUCT_NAME
+
+FOLDER = "folder"
+ZIP = "zip"
+
+
+@dataclass(frozen=True)
+class Container:
+    """A product folder or a ZIP file under the archive root."""
+
+    path: str
+    """Relative to the archive root, with '/' separators."""
+    kind: str
+    size: int
+    mtime_ns: int
+
+
+class UnsafeArchiveError(ValueError):
+    """A ZIP member name would land outside the folder it is unpacked into."""
+
+
+def is_zip_name(name: str) -> bool:
+    return name.lower().endswith(".zip")
+
+
+def find_containers(root: Path) -> Iterator[Container]:
+    """Walk the archive: every folder holding a ``*-METADATA.XML`` or named like a product is a
+    product folder (not descended further); every ``*.zip`` file is a ZIP container."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue  # an unreadable sub-folder is reported by the scan as a refusal of that path
+        files = [e for e in entries if e.is_file(follow_symlinks=False)]
+        is_product = PRODUCT_NAME.match(folder.name) or any(e.name.endswith(METADATA_SUFFIX) for e in files)
+        if is_product and folder != root:
+            stats = [e.stat() for e in files]
+            yield Container(
+                path=folder.relative_to(root).as_posix(),
+                kind=FOLDER,
+                size=sum(s.st_size for s in stats),
+                mtime_ns=max([s.st_mtime_ns for s in stats] + [folder.stat().st_mtime_ns]),
+            )
+            continue
+        for entry in files:
+            if is_zip_name(entry.name):
+                stat = entry.stat()
+                rel = Path(entry.path).relative_to(root).as_posix()
+                yield Container(path=rel, kind=ZIP, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        stack.extend(
+            Path(e.path) for e in reversed(entries) if e.is_dir(follow_symlinks=False) and e.name[0] != "."
+        )
+
+
+def check_member_names(names: list[str], where: str) -> None:
+    """Refuse absolute names, drive letters and ``..`` components (the "zip slip")."""
+    for name in names:
+        clean = name.replace("\\", "/")
+        parts = clean.split("/")
+        if clean.startswith("/") or (len(parts[0]) == 2 and parts[0][1] == ":") or ".." in parts:
+            raise UnsafeArchiveError(f"{where}: member {name!r} climbs out of the folder it unpacks into")
+
+
+class ProductFiles:
+    """The files of one product, wherever they are stored: list, open, and a GDAL path."""
+
+    def names(self) -> dict[str, int]:
+        """Member name (relative to the container) -> size in bytes."""
+        raise NotImplementedError
+
+    def open(self, name: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def gdal_path(self, name: str) -> str:
+        raise NotImplementedError
+
+
+class FolderFiles(ProductFiles):
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def names(self) -> dict[str, int]:
+        return {e.name: e.stat().st_size for e in os.scandir(self.folder) if e.is_file()}
+
+    def open(self, name: str) -> BinaryIO:
+        return open(self.folder / name, "rb")
+
+    def gdal_path(self, name: str) -> str:
+        return str(self.folder / name)
+
+
+class ZipFiles(ProductFiles):
+    """Members of a (possibly nested) ZIP; ``vsi`` is GDAL's path of the ZIP itself."""
+
+    def __init__(self, archive: zipfile.ZipFile, vsi: str):
+        self.archive = archive
+        self.vsi = vsi
+
+    def names(self) -> dict[str, int]:
+        return {i.filename: i.file_size for i in self.archive.infolist() if not i.is_dir()}
+
+    def open(self, name: str) -> BinaryIO:
+        return self.archive.open(name)
+
+    def gdal_path(self, name: str) -> str:
+        return f"/vsizip/{self.vsi}/{name}"
+
+
+def zip_checksum(archive: zipfile.ZipFile) -> str:
+    """Content checksum of a ZIP from its central directory: names, sizes and CRC-32s."""
+    digest = hashlib.blake2b(digest_size=16)
+    for info in sorted(archive.infolist(), key=lambda i: i.filename):
+        digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC:08x}\n".encode())
+    return digest.hexdigest()
+
+
+def folder_checksum(folder: Path) -> str:
+    """Content checksum of a product folder: member names and sizes, and the METADATA.XML bytes."""
+    digest = hashlib.blake2b(digest_size=16)
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file():
+            digest.update(f"{entry.name}\0{entry.stat().st_size}\n".encode())
+            if entry.name.endswith(METADATA_SUFFIX):
+                with open(entry.path, "rb") as f:
+                    for block in iter(lambda f=f: f.read(1 << 20), b""):
+                        digest.update(block)
+    return digest.hexdigest()
+
+
+def nested_path(outer: str, inner: str) -> str:
+    """``product_path`` of a ZIP member that is itself a product ZIP."""
+    return f"{outer}{ZIP_SEPARATOR}{inner}"
+
+
+def vsi_nested(outer_vsi: str, inner: str) -> str:
+    """GDAL path of a ZIP inside a ZIP, usable as the base of further /vsizip/ members."""
+    return f"{{/vsizip/{outer_vsi}/{inner}}}"
+
+
+
+def gdal_path_of(root: Path, product_path: str, member: str) -> str:
+    """GDAL path of a product file from its catalog ``product_path`` and member name."""
+    outer, *inner = product_path.split(ZIP_SEPARATOR)
+    base = root / outer
+    if not inner and not is_zip_name(outer):
+        return str(base / member)
+    vsi = str(base)
+    for name in inner:
+        vsi = vsi_nested(vsi, name)
+    return f"/vsizip/{vsi}/{member}"

@@ -1,0 +1,69 @@
+"""Dagster resources shared by every stage's assets: where the data is, and the Dask client.
+
+They live here, below ``pipelines/``, because the stage ``defs.py`` modules annotate their
+parameters with them; ``pipelines/resources.py`` only chooses their settings per deployment.
+"""
+
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+from dagster import ConfigurableResource
+
+from storage_schemas.paths import DataLayout
+
+MapFn = Callable[[Callable, Sequence], Iterable]
+
+
+class DataRoot(ConfigurableResource):
+    """The data root and the archive root; empty fields fall back to the environment
+    (``SPECTRAL_DATA_ROOT``, ``ENMAP_ARCHIVE``) and then to ``./data`` and ``<root>/archive``."""
+
+    data_root: str = ""
+    archive: str = ""
+
+    def layout(self) -> DataLayout:
+        env = {}
+        if self.data_root:
+            env["SPECTRAL_DATA_ROOT"] = self.data_root
+        if self.archive:
+            env["ENMAP_ARCHIVE"] = self.archive
+        return DataLayout.from_env(env) if env else DataLayout.from_env()
+
+
+class DaskCluster(ConfigurableResource):
+    """A Dask client for the heavy loops inside assets: a scheduler address in production, a
+    local cluster of ``n_workers`` processes by default, or no Dask at all with ``n_workers=0``
+    (in-process, for tests and tiny archives)."""
+
+    scheduler_address: str = ""
+    n_workers: int = 2
+
+    @contextmanager
+    def map_fn(self) -> Iterator[MapFn]:
+        """A ``map(f, items)`` that runs on the cluster and returns results in order."""
+        if not self.scheduler_address and self.n_workers <= 0:
+            yield lambda f, items: list(map(f, items))
+            return
+        from distributed import Client, LocalCluster
+
+        if self.scheduler_address:
+            with Client(self.scheduler_address) as client:
+                yield _client_map(client)
+            return
+        with (
+            LocalCluster(
+                n_workers=self.n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield _client_map(client)
+
+
+def _client_map(client) -> MapFn:
+    def run(f: Callable, items: Sequence) -> list:
+        if not items:
+            return []
+        return client.gather(client.map(f, items, pure=False))
+
+    return run

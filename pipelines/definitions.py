@@ -1,0 +1,20 @@
+"""The code location: ``dagster dev -m pipelines.definitions`` (object ``defs``)."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from assets.archive.defs import catalog_is_consistent, enmap_archive, quarantine_share, tile_catalog, tile_quality
+from pipelines.jobs import catalog_job, tile_quality_job
+from pipelines.resources import resources_for
+from pipelines.schedules import nightly_catalog_schedule
+from pipelines.sensors import enmap_tiles_sensor
+
+defs = Definitions(
+    assets=[enmap_archive, tile_catalog, tile_quality],
+    asset_checks=[catalog_is_consistent, quarantine_share],
+    jobs=[catalog_job, tile_quality_job],
+    schedules=[nightly_catalog_schedule],
+    sensors=[enmap_tiles_sensor],
+    resources=resources_for(),
+)

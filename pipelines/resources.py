@@ -1,0 +1,23 @@
+"""Resource settings per deployment, chosen by ``SPECTRALFORGE_DEPLOYMENT`` (default ``local``).
+
+``local``: data root from the environment, a local Dask cluster of two worker processes.
+``production``: the same data root variables, and the Dask scheduler at ``DASK_SCHEDULER_ADDRESS``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import EnvVar
+
+from assets.resources import DaskCluster, DataRoot
+
+
+def resources_for(deployment: str | None = None) -> dict:
+    deployment = deployment or os.environ.get("SPECTRALFORGE_DEPLOYMENT", "local")
+    if deployment == "production":
+        return {"data_root": DataRoot(), "dask": DaskCluster(scheduler_address=EnvVar("DASK_SCHEDULER_ADDRESS"))}
+    if deployment == "local":
+        workers = int(os.environ.get("SPECTRALFORGE_DASK_WORKERS", "2"))
+        return {"data_root": DataRoot(), "dask": DaskCluster(n_workers=workers)}
+    raise ValueError(f"unknown SPECTRALFORGE_DEPLOYMENT {deployment!r} (local or production)")

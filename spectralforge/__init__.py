@@ -1,0 +1,1 @@
+"""Command-line entry points that need no Dagster instance (``spectralforge --help``)."""

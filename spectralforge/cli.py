@@ -1,0 +1,117 @@
+"""``spectralforge``: the commands that are not Dagster jobs.
+
+``simulate`` writes an archive (or only its catalog) for demos, tests and benchmarks; ``scan``
+builds the catalog without Dagster (the same code the ``tile_catalog`` asset runs); ``summary``
+prints what a catalog holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from storage_schemas.paths import DataLayout
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from assets.archive.simulator import simulate_archive
+
+    summary = simulate_archive(
+        Path(args.out),
+        tiles=args.tiles,
+        tile_size=args.tile_size,
+        catalog_only=args.catalog_only,
+        seed=args.seed,
+        faults=args.faults,
+        workers=args.workers,
+    )
+    print(summary.describe() if hasattr(summary, "describe") else summary)
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from assets.archive.scan import ArchiveError, CatalogPolicy, scan_archive
+
+    layout = DataLayout.from_env()
+    try:
+        with ProcessPoolExecutor(args.workers) as pool:
+            result = scan_archive(layout, CatalogPolicy(args.max_cloud_cover), pool.map, full=args.full)
+    except ArchiveError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for key, value in result.stats.items():
+        print(f"{key:>22}: {value:.2f}" if isinstance(value, float) else f"{key:>22}: {value}")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    print(catalog_summary(DataLayout.from_env()))
+    return 0
+
+
+def catalog_summary(layout: DataLayout) -> str:
+    """What the catalog holds, in a few lines a person reads after ``make demo``."""
+    from assets.archive.catalog_io import read_quarantine, read_tiles
+    from storage_schemas.catalog import STATUS_PRESENT
+
+    tiles, quarantine = read_tiles(layout.tiles), read_quarantine(layout.quarantine)
+    present = tiles[tiles["status"] == STATUS_PRESENT]
+    lines = [
+        f"archive      {layout.archive}",
+        f"found        {len(present) + len(quarantine)} products",
+        f"accepted     {len(present)} tiles ({int(present['simulated'].sum())} simulated), "
+        f"{len(tiles) - len(present)} missing from the archive",
+        f"quarantined  {len(quarantine)}",
+    ]
+    for row in quarantine.sort_values("product_path").itertuples():
+        lines.append(f"  - {row.product_path}: {row.reason}")
+    if len(present):
+        lines.append(
+            f"acquired     {present['acquired'].min():%Y-%m-%d} .. {present['acquired'].max():%Y-%m-%d}, "
+            f"{present['epsg'].nunique()} UTM zones, {present['datatake'].nunique()} datatakes"
+        )
+    lines += [
+        f"catalog      {layout.tiles}",
+        f"quarantine   {layout.quarantine}",
+        f"footprints   {layout.footprint_map}",
+        f"per tile     {layout.tile_quality_dir}/<tile_id>/",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spectralforge", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="write a simulated EnMAP archive (genuine formats, marked SIMULATED)")
+    sim.add_argument("--out", required=True, help="data root to write <out>/archive (and <out>/catalog)")
+    sim.add_argument("--tiles", type=int, required=True, help="number of products")
+    sim.add_argument("--tile-size", type=int, default=1000, help="swath width in pixels (real: ~1000)")
+    sim.add_argument("--catalog-only", action="store_true", help="write only <out>/catalog/tiles.parquet")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--faults", type=int, default=0, help="inject this many faulty products")
+    sim.add_argument("--workers", type=int, default=2)
+    sim.set_defaults(run=_simulate)
+
+    scan = sub.add_parser("scan", help="scan ENMAP_ARCHIVE into $SPECTRAL_DATA_ROOT/catalog without Dagster")
+    scan.add_argument("--max-cloud-cover", type=float, default=10.0)
+    scan.add_argument("--full", action="store_true", help="re-read every product")
+    scan.add_argument("--workers", type=int, default=2)
+    scan.set_defaults(run=_scan)
+
+    summary = sub.add_parser("summary", help="print what the catalog under SPECTRAL_DATA_ROOT holds")
+    summary.set_defaults(run=_summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
