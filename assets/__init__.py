@@ -1,0 +1,1 @@
+"""Pipeline stages: one subpackage each, plain computation modules plus one defs.py."""

@@ -4,7 +4,6 @@ They live here, below ``pipelines/``, because the stage ``defs.py`` modules anno
 parameters with them; ``pipelines/resources.py`` only chooses their settings per deployment.
 """
 
-
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 

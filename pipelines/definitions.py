@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from assets.archive.defs import catalog_is_consistent, enmap_archive, quarantine_share, tile_catalog, tile_quality
+from assets.archive.defs import (
+    catalog_is_consistent,
+    enmap_archive,
+    quarantine_share,
+    tile_catalog,
+    tile_quality,
+)
 from pipelines.jobs import catalog_job, tile_quality_job
 from pipelines.resources import resources_for
 from pipelines.schedules import nightly_catalog_schedule

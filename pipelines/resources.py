@@ -16,7 +16,10 @@ from assets.resources import DaskCluster, DataRoot
 def resources_for(deployment: str | None = None) -> dict:
     deployment = deployment or os.environ.get("SPECTRALFORGE_DEPLOYMENT", "local")
     if deployment == "production":
-        return {"data_root": DataRoot(), "dask": DaskCluster(scheduler_address=EnvVar("DASK_SCHEDULER_ADDRESS"))}
+        return {
+            "data_root": DataRoot(),
+            "dask": DaskCluster(scheduler_address=EnvVar("DASK_SCHEDULER_ADDRESS")),
+        }
     if deployment == "local":
         workers = int(os.environ.get("SPECTRALFORGE_DASK_WORKERS", "2"))
         return {"data_root": DataRoot(), "dask": DaskCluster(n_workers=workers)}

@@ -12,5 +12,5 @@ nightly_catalog_schedule = ScheduleDefinition(
     cron_schedule="0 2 * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Re-scan the archive every night at 02:00 UTC; the enmap_tiles sensor then adds the new tiles.",
+    description="Re-scan the archive every night at 02:00 UTC; the enmap_tiles sensor then adds new tiles.",
 )

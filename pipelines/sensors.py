@@ -1,6 +1,5 @@
 """The sensor that turns new catalog tiles into ``enmap_tiles`` partitions and runs for them."""
 
-
 import json
 
 from dagster import (
@@ -61,12 +60,18 @@ def enmap_tiles_sensor(context: SensorEvaluationContext, data_root: DataRoot):
         for batch in plan.batches
     ]
     new_cursor = json.dumps(
-        {"catalog": catalog_version, "pending": plan.pending, "missing": plan.missing, "registered": len(registered)
-         + len(plan.new_tiles)}
+        {
+            "catalog": catalog_version,
+            "pending": plan.pending,
+            "missing": plan.missing,
+            "registered": len(registered) + len(plan.new_tiles),
+        }
     )
     if not plan.new_tiles:
         return SensorResult(skip_reason=SkipReason("no new tiles in the catalog"), cursor=new_cursor)
-    context.log.info(f"registering {len(plan.new_tiles)} new tiles in {len(runs)} run(s); {plan.pending} pending")
+    context.log.info(
+        f"registering {len(plan.new_tiles)} new tiles in {len(runs)} run(s); {plan.pending} pending"
+    )
     return SensorResult(
         run_requests=runs,
         dynamic_partitions_requests=[enmap_tiles.build_add_request(plan.new_tiles)],

@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spectralforge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sim = sub.add_parser("simulate", help="write a simulated EnMAP archive (genuine formats, marked SIMULATED)")
+    sim = sub.add_parser(
+        "simulate", help="write a simulated EnMAP archive (genuine formats, marked SIMULATED)"
+    )
     sim.add_argument("--out", required=True, help="data root to write <out>/archive (and <out>/catalog)")
     sim.add_argument("--tiles", type=int, required=True, help="number of products")
     sim.add_argument("--tile-size", type=int, default=1000, help="swath width in pixels (real: ~1000)")

@@ -1,0 +1,1 @@
+"""Data contracts: product format, table schemas, paths. Imports nothing of ours."""

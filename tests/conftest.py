@@ -26,3 +26,27 @@ def layout(tmp_path: Path) -> DataLayout:
     layout = DataLayout.at(tmp_path / "data")
     layout.archive.mkdir(parents=True)
     return layout
+
+
+SIM_TILES = 8
+SIM_TILE_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def simulated_archive_template(tmp_path_factory) -> Path:
+    """A small simulated archive, built once per session; tests get copies they may damage."""
+    from assets.archive.simulator import simulate_archive
+
+    out = tmp_path_factory.mktemp("sim") / "data"
+    simulate_archive(out, tiles=SIM_TILES, tile_size=SIM_TILE_SIZE, seed=3, workers=1)
+    return out / "archive"
+
+
+@pytest.fixture
+def sim_layout(layout: DataLayout, simulated_archive_template: Path) -> DataLayout:
+    """A fresh copy of the simulated archive under a fresh data root."""
+    import shutil
+
+    shutil.rmtree(layout.archive)
+    shutil.copytree(simulated_archive_template, layout.archive, symlinks=True)
+    return layout

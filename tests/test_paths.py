@@ -15,7 +15,9 @@ def test_layout_defaults_follow_the_data_root(tmp_path: Path):
 
 
 def test_archive_can_live_elsewhere(tmp_path: Path):
-    layout = DataLayout.from_env({"SPECTRAL_DATA_ROOT": str(tmp_path / "d"), "ENMAP_ARCHIVE": str(tmp_path / "a")})
+    layout = DataLayout.from_env(
+        {"SPECTRAL_DATA_ROOT": str(tmp_path / "d"), "ENMAP_ARCHIVE": str(tmp_path / "a")}
+    )
     assert layout.archive == tmp_path / "a"
 
 

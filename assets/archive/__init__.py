@@ -1,0 +1,1 @@
+"""The archive stage: EnMAP products -> product records -> the tile catalog."""

@@ -1,6 +1,5 @@
 """Dagster definitions of the archive stage: the archive, the tile catalog, per-tile quality."""
 
-
 import base64
 from functools import partial
 
@@ -92,13 +91,17 @@ def tile_catalog(
             "footprints": _png_markdown(png, "footprints"),
             "acquisitions_per_month": MetadataValue.md(markdown_bars(month_histogram(tiles))),
             "quarantine_reasons": MetadataValue.md(
-                "\n".join(["| reason | products |", "|---|---:|", *(f"| {k} | {v} |" for k, v in reasons.items())])
+                "\n".join(
+                    ["| reason | products |", "|---|---:|", *(f"| {k} | {v} |" for k, v in reasons.items())]
+                )
             ),
         }
     )
 
 
-@asset_check(asset=tile_catalog, blocking=True, description="Tile ids are unique and every footprint is valid.")
+@asset_check(
+    asset=tile_catalog, blocking=True, description="Tile ids are unique and every footprint is valid."
+)
 def catalog_is_consistent(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
     tiles = read_tiles(data_root.layout().tiles)
     duplicates = int(tiles["tile_id"].duplicated().sum())
@@ -107,7 +110,11 @@ def catalog_is_consistent(context: AssetCheckExecutionContext, data_root: DataRo
     split = int(tiles["crosses_antimeridian"].sum())
     return AssetCheckResult(
         passed=duplicates == 0 and invalid == 0 and wraps <= split,
-        metadata={"duplicate_tile_ids": duplicates, "invalid_footprints": invalid, "antimeridian_split": split},
+        metadata={
+            "duplicate_tile_ids": duplicates,
+            "invalid_footprints": invalid,
+            "antimeridian_split": split,
+        },
     )
 
 

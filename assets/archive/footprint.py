@@ -44,7 +44,9 @@ def footprint_from_corners(corners: Sequence[tuple[float, float]]) -> tuple[Base
         raise FootprintError(f"footprint is invalid: {explain_validity(polygon)}")
     area = 0.0 if polygon.is_empty or polygon.area < 1e-12 else geodesic_area_m2(polygon)
     if area < MIN_AREA_M2:
-        raise FootprintError(f"footprint has zero area ({area:.1f} m2): its corners are collinear or repeated")
+        raise FootprintError(
+            f"footprint has zero area ({area:.1f} m2): its corners are collinear or repeated"
+        )
     polygon = shapely.geometry.polygon.orient(polygon, sign=1.0)
     if not split:
         return polygon, False

@@ -91,7 +91,11 @@ def inspect_tile(archive_root: Path, row: dict) -> TileQuality:
         else:
             measured[cover] = round(100.0 * float(np.count_nonzero(mask[valid])) / n_valid, 2)
     declared = {c: (None if row[c] is None or np.isnan(row[c]) else float(row[c])) for c in MASK_OF_COVER}
-    diffs = [abs(measured[c] - declared[c]) for c in MASK_OF_COVER if measured[c] is not None and declared[c] is not None]
+    diffs = [
+        abs(measured[c] - declared[c])
+        for c in MASK_OF_COVER
+        if measured[c] is not None and declared[c] is not None
+    ]
     return TileQuality(
         tile_id=row["tile_id"],
         valid_fraction=round(n_valid / valid.size, 4) if valid is not None else float("nan"),

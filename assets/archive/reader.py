@@ -141,7 +141,11 @@ def _read_zip(archive: zipfile.ZipFile, vsi: str, product_path: str, result: Con
 
 
 def _read_products(
-    files: ProductFiles, product_path: str, result: ContainerResult, folder_name: str | None, allow_empty=False
+    files: ProductFiles,
+    product_path: str,
+    result: ContainerResult,
+    folder_name: str | None,
+    allow_empty=False,
 ) -> int:
     sizes = files.names()
     groups: dict[str, dict[str, str]] = defaultdict(dict)
@@ -152,7 +156,9 @@ def _read_products(
             groups[name][kind] = member
     if not groups and folder_name is not None and not allow_empty:
         result.refusals.append(
-            Refusal(product_path, "product folder holds no METADATA.XML or other product files", file=product_path)
+            Refusal(
+                product_path, "product folder holds no METADATA.XML or other product files", file=product_path
+            )
         )
     for name, members in sorted(groups.items()):
         try:
@@ -243,11 +249,12 @@ def _check_image(files: ProductFiles, image: str, size: int, meta) -> dict:
     try:
         with files.open(image) as stream:
             extent = tiff_data_extent(stream)
-    except NotATiffError as exc:
+    except (NotATiffError, OSError, zipfile.BadZipFile) as exc:
         raise ProductError(image, f"unreadable GeoTIFF: {exc}") from None
     if extent > size:
         raise ProductError(
-            image, f"truncated GeoTIFF: its pixel data runs to byte {extent:,} but the file has {size:,} bytes"
+            image,
+            f"truncated GeoTIFF: its pixel data runs to byte {extent:,} but the file has {size:,} bytes",
         )
     try:
         with rasterio.open(files.gdal_path(image)) as ds:

@@ -181,7 +181,11 @@ def _previous_fingerprints(products: pd.DataFrame, failures: pd.DataFrame) -> di
     out: dict[str, tuple[int, int, str]] = {}
     for frame in (products[products["status"] == STATUS_PRESENT], failures):
         for path, size, mtime, checksum in zip(
-            frame["product_path"], frame["source_size"], frame["source_mtime_ns"], frame["checksum"], strict=True
+            frame["product_path"],
+            frame["source_size"],
+            frame["source_mtime_ns"],
+            frame["checksum"],
+            strict=True,
         ):
             out[container_of(path)] = (int(size), int(mtime), checksum)
     return out
@@ -212,7 +216,9 @@ def apply_policy(
             reason = f"the same product also lies at {best.product_path}, which the catalog uses"
         else:
             reason = f"superseded by the newer processing {best.product_name} at {best.product_path}"
-        refusals.append(Refusal(row.product_path, reason, file=row.product_path, product_name=row.product_name))
+        refusals.append(
+            Refusal(row.product_path, reason, file=row.product_path, product_name=row.product_name)
+        )
 
     cloud = winners["cloud_cover"]
     too_cloudy = cloud.isna() | (cloud > policy.max_cloud_cover)
@@ -221,7 +227,8 @@ def apply_policy(
         refusals.append(
             Refusal(
                 row.product_path,
-                f"cloud cover {what} (METADATA.XML cloudCover) exceeds the limit of {policy.max_cloud_cover:g}%",
+                f"cloud cover {what} (METADATA.XML cloudCover) exceeds the limit of "
+                f"{policy.max_cloud_cover:g}%",
                 file=row.product_path,
                 product_name=row.product_name,
             )

@@ -160,7 +160,6 @@ def vsi_nested(outer_vsi: str, inner: str) -> str:
     return f"{{/vsizip/{outer_vsi}/{inner}}}"
 
 
-
 def gdal_path_of(root: Path, product_path: str, member: str) -> str:
     """GDAL path of a product file from its catalog ``product_path`` and member name."""
     outer, *inner = product_path.split(ZIP_SEPARATOR)

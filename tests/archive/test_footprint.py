@@ -6,7 +6,12 @@ from assets.archive.footprint import FootprintError, footprint_from_corners, geo
 
 
 def test_ordinary_footprint_is_a_ccw_polygon_of_about_30_km_square():
-    corners = [(10.7960234, 47.7875252), (10.7108641, 47.5192797), (11.0813528, 47.4554646), (11.1687202, 47.7235135)]
+    corners = [
+        (10.7960234, 47.7875252),
+        (10.7108641, 47.5192797),
+        (11.0813528, 47.4554646),
+        (11.1687202, 47.7235135),
+    ]
     polygon, split = footprint_from_corners(corners)
     assert not split
     assert polygon.geom_type == "Polygon" and polygon.exterior.is_ccw
@@ -25,7 +30,7 @@ def test_antimeridian_footprint_is_split_not_wrapped():
 
 
 def test_self_intersecting_footprint_is_refused():
-    with pytest.raises(FootprintError, match="invalid.*Self-intersection"):
+    with pytest.raises(FootprintError, match=r"invalid.*Self-intersection"):
         footprint_from_corners([(10.0, 47.0), (10.3, 47.3), (10.3, 47.0), (10.0, 47.3)])
 
 

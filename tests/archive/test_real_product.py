@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from assets.archive.catalog_io import read_quarantine
 from assets.archive.metadata_xml import parse_metadata, read_metadata
 from assets.archive.scan import ArchiveError, scan_archive
-from assets.archive.catalog_io import read_quarantine
 
 NAME = "ENMAP01-____L2A-DT0000326721_20170626T102020Z_001_V000204_20200406T201930Z"
 

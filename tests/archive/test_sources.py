@@ -17,7 +17,9 @@ from assets.archive.sources import (
 NAME = "ENMAP01-____L2A-DT0000001049_20220612T105735Z_030_V010110_20220614T131305Z"
 
 
-@pytest.mark.parametrize("name", ["../evil.TIF", "a/../../evil.TIF", "/etc/passwd", "C:/x.TIF", "a\\..\\..\\x"])
+@pytest.mark.parametrize(
+    "name", ["../evil.TIF", "a/../../evil.TIF", "/etc/passwd", "C:/x.TIF", "a\\..\\..\\x"]
+)
 def test_member_names_that_climb_out_are_refused(name):
     with pytest.raises(UnsafeArchiveError, match="climbs out"):
         check_member_names(["ok/file.TIF", name], "delivery.zip")
@@ -42,4 +44,7 @@ def test_gdal_paths_of_folder_zip_and_nested_zip(tmp_path: Path):
     member = f"{NAME}/{NAME}-SPECTRAL_IMAGE.TIF"
     assert gdal_path_of(tmp_path, f"2022/{NAME}", "f.TIF") == f"{tmp_path}/2022/{NAME}/f.TIF"
     assert gdal_path_of(tmp_path, "p.ZIP", member) == f"/vsizip/{tmp_path}/p.ZIP/{member}"
-    assert gdal_path_of(tmp_path, "d.zip!/in/p.ZIP", member) == f"/vsizip/{{/vsizip/{tmp_path}/d.zip/in/p.ZIP}}/{member}"
+    assert (
+        gdal_path_of(tmp_path, "d.zip!/in/p.ZIP", member)
+        == f"/vsizip/{{/vsizip/{tmp_path}/d.zip/in/p.ZIP}}/{member}"
+    )

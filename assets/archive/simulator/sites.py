@@ -1,0 +1,102 @@
+"""Where the simulated mission points its instrument: areas of interest on land all over the globe.
+
+EnMAP is a tasked mission: it images places that users ordered, not a continuous swath. A site is
+such a place, drawn from a coarse built-in map of land regions (boxes that are mostly land, so the
+simulator needs no coastline data), weighted by area. A few fixed *anchor* sites are always
+present because later stages must handle them: the antimeridian through Taveuni (Fiji), where
+footprints cross +-180 deg.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LAND_REGIONS: tuple[tuple[str, float, float, float, float], ...] = (
+    # name, lon_min, lon_max, lat_min, lat_max: boxes that are mostly land
+    ("Iberia", -8.5, 2.0, 37.5, 43.0),
+    ("France", -1.0, 7.0, 43.5, 49.5),
+    ("Central Europe", 6.5, 24.0, 47.5, 54.0),
+    ("Balkans", 19.0, 28.0, 41.0, 46.0),
+    ("Eastern Europe", 24.0, 45.0, 47.0, 57.0),
+    ("Fennoscandia", 24.0, 31.0, 61.0, 67.0),
+    ("Anatolia", 29.0, 43.0, 37.0, 40.5),
+    ("Iran", 50.0, 61.0, 28.0, 35.0),
+    ("Arabia", 42.0, 56.0, 18.0, 28.0),
+    ("Kazakh steppe", 50.0, 85.0, 44.0, 54.0),
+    ("Western Siberia", 60.0, 90.0, 55.0, 64.0),
+    ("Eastern Siberia", 100.0, 130.0, 56.0, 66.0),
+    ("Tibetan Plateau", 82.0, 100.0, 30.0, 36.0),
+    ("Indo-Gangetic Plain", 72.0, 88.0, 22.0, 30.0),
+    ("Deccan", 74.0, 84.0, 12.0, 21.0),
+    ("Indochina", 99.0, 107.0, 13.0, 21.0),
+    ("South China", 104.0, 119.0, 23.0, 31.0),
+    ("North China Plain", 110.0, 120.0, 33.0, 41.0),
+    ("Mongolia", 95.0, 118.0, 42.0, 49.0),
+    ("Sahara", -8.0, 30.0, 18.0, 30.0),
+    ("Sahel", -12.0, 32.0, 11.0, 16.0),
+    ("Congo Basin", 12.0, 30.0, -5.0, 5.0),
+    ("East Africa", 30.0, 40.0, -8.0, 8.0),
+    ("Southern Africa", 16.0, 32.0, -30.0, -16.0),
+    ("Madagascar", 44.5, 48.5, -23.0, -15.0),
+    ("Great Plains", -110.0, -94.0, 32.0, 48.0),
+    ("US West", -121.0, -110.0, 34.0, 46.0),
+    ("US East", -93.0, -79.0, 33.0, 43.0),
+    ("Mexico", -109.0, -98.0, 19.0, 29.0),
+    ("Canadian Shield", -118.0, -92.0, 52.0, 60.0),
+    ("Alaska", -158.0, -143.0, 62.0, 68.0),
+    ("Amazonia", -70.0, -50.0, -12.0, -3.0),
+    ("Brazilian Highlands", -55.0, -42.0, -22.0, -10.0),
+    ("Pampas", -65.0, -58.0, -36.0, -27.0),
+    ("Patagonia", -71.0, -66.0, -46.0, -38.0),
+    ("Andes", -76.0, -68.0, -16.0, -6.0),
+    ("Australian Outback", 118.0, 146.0, -31.0, -20.0),
+    ("South-East Australia", 142.0, 151.0, -37.5, -30.0),
+    ("New Zealand North Island", 174.5, 177.0, -39.5, -37.0),
+)
+"""Coarse land boxes (name, lon_min, lon_max, lat_min, lat_max). Kept within +-68 deg latitude:
+a sun-synchronous orbit of 97.96 deg inclination images higher latitudes only at grazing angles."""
+
+
+@dataclass(frozen=True)
+class AnchorSite:
+    """A place every simulated archive images, with a fixed number of visits."""
+
+    name: str
+    lon: float
+    lat: float
+    visits: int
+    strip_length: int
+
+
+ANCHOR_SITES: tuple[AnchorSite, ...] = (
+    # The 180th meridian runs through Taveuni: every footprint centred on it crosses +-180 deg,
+    # because across-track offsets stay within half a swath.
+    AnchorSite("Taveuni (Fiji), antimeridian", 180.0, -16.8, visits=2, strip_length=2),
+)
+
+
+@dataclass(frozen=True)
+class Sites:
+    """Site positions (deg) and the land region each was drawn from (-1 for anchors)."""
+
+    lon: np.ndarray
+    lat: np.ndarray
+    region: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lon)
+
+
+def draw_sites(rng: np.random.Generator, n: int) -> Sites:
+    """``n`` sites uniform on the area of the land regions (area on the sphere, not in degrees)."""
+    boxes = np.array([r[1:] for r in LAND_REGIONS], dtype=np.float64)
+    lon0, lon1, lat0, lat1 = boxes.T
+    sin0, sin1 = np.sin(np.radians(lat0)), np.sin(np.radians(lat1))
+    area = (lon1 - lon0) * (sin1 - sin0)
+    region = rng.choice(len(boxes), size=n, p=area / area.sum())
+    u, v = rng.random(n), rng.random(n)
+    lon = lon0[region] + u * (lon1 - lon0)[region]
+    lat = np.degrees(np.arcsin(sin0[region] + v * (sin1 - sin0)[region]))
+    return Sites(lon=lon, lat=lat, region=region.astype(np.int32))

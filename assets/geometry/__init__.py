@@ -1,0 +1,1 @@
+"""Stage `geometry`: not built yet (see the open issues and DESIGN.md)."""

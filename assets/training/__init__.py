@@ -1,0 +1,1 @@
+"""Stage `training`: not built yet (see the open issues and DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Models, self-supervised methods, data loading and benchmark protocols (later issues)."""
