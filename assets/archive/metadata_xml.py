@@ -22,10 +22,9 @@ from typing import BinaryIO
 import numpy as np
 from lxml import etree
 
+from assets.archive.sources import HEAD_BYTES, TAIL_BYTES
 from storage_schemas.enmap_product import BandTable, projection_to_epsg
 
-HEAD_BYTES = 256 * 1024
-TAIL_BYTES = 128 * 1024
 SIMULATED_MARK = "SIMULATED"
 """Text the archive simulator puts in ``metadata/comment``: simulated products say so."""
 

@@ -119,10 +119,7 @@ def scan_archive(
     read_refusals = [q for r in results for q in r.refusals]
 
     prev_containers = prev_products["product_path"].map(container_of)
-    carried = prev_products[prev_containers.isin(kept_paths)].copy()
-    for path, c in unchanged.items():  # touched but identical: refresh the stat part of the fingerprint
-        rows = carried["product_path"].map(container_of) == path
-        carried.loc[rows, ["source_size", "source_mtime_ns"]] = (c.size, c.mtime_ns)
+    carried = _refresh_stats(prev_products[prev_containers.isin(kept_paths)].copy(), unchanged)
     carried.loc[carried["status"] == STATUS_MISSING, ["status", "missing_since"]] = (STATUS_PRESENT, None)
 
     fresh = records_frame(records)
@@ -137,6 +134,7 @@ def scan_archive(
     products = gpd.GeoDataFrame(_concat([carried, fresh, gone], fresh), geometry="geometry", crs=fresh.crs)
 
     failures_kept = prev_failures[prev_failures["product_path"].map(container_of).isin(kept_paths)]
+    failures_kept = _refresh_stats(failures_kept.copy(), unchanged)
     new_failures = refusals_frame(read_refusals, now, STAGE_READ)
     failures = _concat([failures_kept, new_failures], new_failures)
     tiles, policy_refusals = apply_policy(products, policy, prev_products)
@@ -169,6 +167,15 @@ def scan_archive(
             f"all {len(quarantine)} are quarantined, see {layout.quarantine}"
         )
     return result
+
+
+def _refresh_stats(frame: pd.DataFrame, unchanged: dict[str, Container]) -> pd.DataFrame:
+    """Touched but identical containers: take over the new size and mtime, keep everything else."""
+    if unchanged and len(frame):
+        containers = frame["product_path"].map(container_of)
+        for path, c in unchanged.items():
+            frame.loc[containers == path, ["source_size", "source_mtime_ns"]] = (c.size, c.mtime_ns)
+    return frame
 
 
 def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
