@@ -44,7 +44,9 @@ def main() -> None:
     try:
         if not layout.archive.exists():
             t = time.perf_counter()
-            simulate_archive(root, tiles=args.products, tile_size=args.tile_size, seed=1, workers=args.workers)
+            simulate_archive(
+                root, tiles=args.products, tile_size=args.tile_size, seed=1, workers=args.workers
+            )
             print(f"simulated {args.products} products in {time.perf_counter() - t:.1f} s under {root}")
         shutil.rmtree(layout.catalog_dir, ignore_errors=True)
         xml_mb = sum(p.stat().st_size for p in layout.archive.rglob("*-METADATA.XML")) / 1e6
@@ -63,7 +65,10 @@ def main() -> None:
             ("accepted / quarantined", f"{first.stats['accepted']} / {first.stats['quarantined']}"),
             ("METADATA.XML on disk", f"{xml_mb:,.0f} MB ({xml_mb / max(n, 1):.1f} MB per product)"),
             ("Dask LocalCluster start-up", f"{startup:.2f} s"),
-            ("first scan", f"{first_s:.2f} s  (list {first.stats['list_s']:.2f}, read {first.stats['read_s']:.2f})"),
+            (
+                "first scan",
+                f"{first_s:.2f} s  (list {first.stats['list_s']:.2f}, read {first.stats['read_s']:.2f})",
+            ),
             ("first scan rate", f"{rate:.0f} products/s"),
             ("re-scan, unchanged", f"{rescan_s:.3f} s  ({rescan.stats['containers_read']} re-read)"),
             (f"projected first scan, {FULL_ARCHIVE:,}", f"{FULL_ARCHIVE / rate:.0f} s (target < 300 s)"),

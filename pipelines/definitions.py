@@ -7,9 +7,9 @@ from dagster import Definitions
 from assets.archive.defs import (
     catalog_is_consistent,
     enmap_archive,
-    quarantine_share,
     tile_catalog,
     tile_quality,
+    unreadable_share,
 )
 from pipelines.jobs import catalog_job, tile_quality_job
 from pipelines.resources import resources_for
@@ -18,7 +18,7 @@ from pipelines.sensors import enmap_tiles_sensor
 
 defs = Definitions(
     assets=[enmap_archive, tile_catalog, tile_quality],
-    asset_checks=[catalog_is_consistent, quarantine_share],
+    asset_checks=[catalog_is_consistent, unreadable_share],
     jobs=[catalog_job, tile_quality_job],
     schedules=[nightly_catalog_schedule],
     sensors=[enmap_tiles_sensor],

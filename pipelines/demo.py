@@ -12,28 +12,37 @@ import sys
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
 from pipelines.definitions import defs
+from pipelines.resources import resources_for
 from pipelines.sensors import enmap_tiles_sensor
 from spectralforge.cli import catalog_summary
 from storage_schemas.paths import DataLayout
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+"""The demo prints what a person reads (quarantine warnings, progress), not every engine event."""
+
 
 def main() -> int:
     instance = DagsterInstance.get()
-    catalog = defs.resolve_job_def("catalog_job").execute_in_process(instance=instance, raise_on_error=False)
+    data_root = resources_for()["data_root"]
+    catalog = defs.resolve_job_def("catalog_job").execute_in_process(
+        instance=instance, run_config=QUIET, raise_on_error=False
+    )
     if not catalog.success:
         print("catalog_job failed; see `make ui` for the run log", file=sys.stderr)
         return 1
     tile_job = defs.resolve_job_def("tile_quality_job")
     runs, cursor = 0, None
     while True:
-        context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        context = build_sensor_context(instance=instance, cursor=cursor, resources={"data_root": data_root})
         result = enmap_tiles_sensor(context)
         if not isinstance(result, SensorResult) or not result.run_requests:
             break
         for request in result.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         for request in result.run_requests:
-            outcome = tile_job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
+            outcome = tile_job.execute_in_process(
+                instance=instance, tags=request.tags, run_config=QUIET, raise_on_error=False
+            )
             runs += 1
             if not outcome.success:
                 print(f"tile run {request.run_key} failed; see `make ui`", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from assets.archive.defs import enmap_tiles, tile_catalog, tile_quality
+from assets.archive.defs import tile_catalog, tile_quality
 
 catalog_job = define_asset_job(
     "catalog_job",
@@ -15,6 +15,5 @@ catalog_job = define_asset_job(
 tile_quality_job = define_asset_job(
     "tile_quality_job",
     selection=AssetSelection.assets(tile_quality),
-    partitions_def=enmap_tiles,
     description="Per-tile quality and quicklooks for a range of enmap_tiles partitions.",
 )

@@ -25,7 +25,7 @@ from assets.archive.catalog_report import footprint_map_png, markdown_bars, mont
 from assets.archive.quality import QUALITY_INPUTS, inspect_or_explain, write_tile_quality
 from assets.archive.scan import ArchiveError, CatalogPolicy, scan_archive
 from assets.resources import DaskCluster, DataRoot
-from storage_schemas.catalog import STATUS_PRESENT
+from storage_schemas.catalog import STAGE_READ, STATUS_PRESENT
 
 enmap_tiles = DynamicPartitionsDefinition(name="enmap_tiles")
 """One partition per accepted tile id; the nightly sensor adds new ones from the catalog."""
@@ -120,17 +120,19 @@ def catalog_is_consistent(context: AssetCheckExecutionContext, data_root: DataRo
 
 @asset_check(
     asset=tile_catalog,
-    description="Warns when more than a quarter of the products found are quarantined.",
+    description="Warns when more than a quarter of the products found cannot be read (faulty files, not "
+    "cloudy or superseded products): a sign of a broken delivery or a format change.",
 )
-def quarantine_share(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
+def unreadable_share(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
     layout = data_root.layout()
-    accepted = int((read_tiles(layout.tiles)["status"] == STATUS_PRESENT).sum())
-    refused = len(read_quarantine(layout.quarantine))
-    share = refused / max(accepted + refused, 1)
+    quarantine = read_quarantine(layout.quarantine)
+    readable = int((read_tiles(layout.products)["status"] == STATUS_PRESENT).sum())
+    unreadable = int((quarantine["stage"] == STAGE_READ).sum())
+    share = unreadable / max(readable + unreadable, 1)
     return AssetCheckResult(
         passed=share <= 0.25,
         severity=AssetCheckSeverity.WARN,
-        metadata={"quarantined_share": round(share, 3), "quarantined": refused, "accepted": accepted},
+        metadata={"unreadable_share": round(share, 3), "unreadable": unreadable, "readable": readable},
     )
 
 

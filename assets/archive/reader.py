@@ -125,7 +125,7 @@ def _record_fingerprint(r: ProductRecord, fp: Fingerprint) -> ProductRecord:
 
 def _read_zip(archive: zipfile.ZipFile, vsi: str, product_path: str, result: ContainerResult) -> None:
     names = [i.filename for i in archive.infolist()]
-    check_member_names(names, product_path)
+    check_member_names(names)
     files = ZipFiles(archive, vsi)
     inner_zips = [n for n in names if is_zip_name(n)]
     for inner in inner_zips:

@@ -80,13 +80,13 @@ def find_containers(root: Path) -> Iterator[Container]:
         )
 
 
-def check_member_names(names: list[str], where: str) -> None:
+def check_member_names(names: list[str]) -> None:
     """Refuse absolute names, drive letters and ``..`` components (the "zip slip")."""
     for name in names:
         clean = name.replace("\\", "/")
         parts = clean.split("/")
         if clean.startswith("/") or (len(parts[0]) == 2 and parts[0][1] == ":") or ".." in parts:
-            raise UnsafeArchiveError(f"{where}: member {name!r} climbs out of the folder it unpacks into")
+            raise UnsafeArchiveError(f"member {name!r} climbs out of the folder it unpacks into")
 
 
 class ProductFiles:

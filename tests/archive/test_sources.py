@@ -22,11 +22,11 @@ NAME = "ENMAP01-____L2A-DT0000001049_20220612T105735Z_030_V010110_20220614T13130
 )
 def test_member_names_that_climb_out_are_refused(name):
     with pytest.raises(UnsafeArchiveError, match="climbs out"):
-        check_member_names(["ok/file.TIF", name], "delivery.zip")
+        check_member_names(["ok/file.TIF", name])
 
 
 def test_ordinary_member_names_pass():
-    check_member_names([f"{NAME}/{NAME}-METADATA.XML", f"{NAME}/"], "x.zip")
+    check_member_names([f"{NAME}/{NAME}-METADATA.XML", f"{NAME}/"])
 
 
 def test_containers_are_product_folders_and_zips(tmp_path: Path):
