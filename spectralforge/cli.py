@@ -16,7 +16,7 @@ from storage_schemas.paths import DataLayout
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from assets.archive.simulator import simulate_archive
+    from assets.archive.simulator import VISIT_MODELS, simulate_archive
 
     summary = simulate_archive(
         Path(args.out),
@@ -26,8 +26,9 @@ def _simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         faults=args.faults,
         workers=args.workers,
+        model=VISIT_MODELS[args.visit_model],
     )
-    print(summary.describe() if hasattr(summary, "describe") else summary)
+    print(summary.describe())
     return 0
 
 
@@ -97,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--faults", type=int, default=0, help="inject this many faulty products")
     sim.add_argument("--workers", type=int, default=2)
+    sim.add_argument(
+        "--visit-model",
+        choices=["mission", "demo"],
+        default="mission",
+        help="mission: revisit statistics of the real archive; demo: few sites, each seen several times",
+    )
     sim.set_defaults(run=_simulate)
 
     scan = sub.add_parser("scan", help="scan ENMAP_ARCHIVE into $SPECTRAL_DATA_ROOT/catalog without Dagster")

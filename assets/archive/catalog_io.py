@@ -106,6 +106,7 @@ def _replace_atomically(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the UI or a reader may run as another user
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,0 +1,282 @@
+"""Simulate a whole archive: plan, decide packaging and faults, write products, bundle deliveries.
+
+Every decision is drawn up front from the seed (plan, covers, packaging, faults, delivery
+groups), and every product is written from its own spec with its own random streams, so the
+bytes do not depend on the number of workers or the order in which they finish.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assets.archive.simulator import faults as fault_kinds
+from assets.archive.simulator.acquisitions import (
+    DEFAULT_VISIT_MODEL,
+    AcquisitionPlan,
+    VisitModel,
+    plan_acquisitions,
+)
+from assets.archive.simulator.catalog_only import write_catalog_only
+from assets.archive.simulator.covers import COVER_KEYS, draw_covers
+from assets.archive.simulator.packaging import delivery_member, delivery_name, write_delivery, zip_time
+from assets.archive.simulator.product_writer import (
+    DELIVERY,
+    FOLDER,
+    STAGING,
+    ZIP,
+    DatatakeInfo,
+    ProductSpec,
+    WrittenProduct,
+    write_product,
+)
+from storage_schemas.catalog import ZIP_SEPARATOR
+from storage_schemas.paths import DataLayout, realdata_dir
+
+PACKAGING_SHARES = {FOLDER: 0.80, ZIP: 0.14, DELIVERY: 0.06}
+"""How products arrive: unpacked folders, product ZIPs, or inside a delivery ZIP."""
+DELIVERY_SIZE = (2, 4)
+"""Product ZIPs per delivery ZIP (inclusive range)."""
+FIRST_ORDER = 700_000_001
+DELIVERIES = "deliveries"
+
+
+@dataclass
+class SimulationSummary:
+    """What a simulation wrote: counts, paths, and the faults injected on purpose."""
+
+    out: Path
+    archive: Path | None
+    catalog: Path | None
+    tiles: int
+    tile_size: int
+    seed: int
+    products: list[str] = field(default_factory=list)
+    """Archive-relative ``product_path`` of every product written, in plan order."""
+    folders: int = 0
+    zips: int = 0
+    delivered: int = 0
+    deliveries: list[str] = field(default_factory=list)
+    faults: dict[str, str] = field(default_factory=dict)
+    """``product_path`` -> fault kind (see ``faults.FAULT_KINDS``) of each faulty product; for a
+    duplicate, the path of the second copy (the first is a good product)."""
+    duplicates: dict[str, str] = field(default_factory=dict)
+    """Path of a duplicate copy -> path of the product it copies."""
+    cloudy: int = 0
+    """Products whose cloud cover is above 10% (the catalog quarantines them)."""
+    endmembers: str = ""
+    seconds: float = 0.0
+
+    @property
+    def good(self) -> int:
+        """Products a scan should accept (all but the faulty and the cloudy ones)."""
+        unusable = [p for p, kind in self.faults.items() if kind != fault_kinds.DUPLICATE]
+        return len(self.products) - len(unusable) - self.cloudy
+
+    def describe(self) -> str:
+        if self.archive is None:
+            return (
+                f"catalog-only: {self.tiles:,} tiles ({self.tile_size} px) -> {self.catalog} "
+                f"in {self.seconds:.1f} s (SIMULATED)"
+            )
+        lines = [
+            f"simulated {len(self.products)} products ({self.tile_size} px) into {self.archive} "
+            f"in {self.seconds:.1f} s (SIMULATED, {self.endmembers})",
+            f"  {self.folders} folders, {self.zips} ZIPs, "
+            f"{self.delivered} in {len(self.deliveries)} delivery ZIPs",
+            f"  {self.cloudy} with more than 10% cloud, {len(self.faults)} faulty on purpose:",
+        ]
+        lines += [
+            f"    {kind:>20}: {path}" for path, kind in sorted(self.faults.items(), key=lambda kv: kv[1])
+        ]
+        return "\n".join(lines)
+
+
+def _datatakes(plan: AcquisitionPlan) -> dict[int, DatatakeInfo]:
+    """First and last tile of every datatake (its tiles are consecutive in the plan)."""
+    info = {}
+    change = np.flatnonzero(np.diff(plan.datatake) != 0) + 1
+    starts = np.concatenate([[0], change])
+    stops = np.concatenate([change, [len(plan)]]) - 1
+    for first, last in zip(starts.tolist(), stops.tolist(), strict=True):
+        lon_a, lon_b = float(plan.center_lon[first]), float(plan.center_lon[last])
+        if abs(lon_b - lon_a) > 180:  # the strip crosses the antimeridian
+            lon_b += 360.0 if lon_b < lon_a else -360.0
+        mid_lon = (lon_a + lon_b) / 2
+        info[int(plan.datatake[first])] = DatatakeInfo(
+            corner_lon=(
+                float(plan.corner_lon[first, 0]),
+                float(plan.corner_lon[last, 1]),
+                float(plan.corner_lon[last, 2]),
+                float(plan.corner_lon[first, 3]),
+            ),
+            corner_lat=(
+                float(plan.corner_lat[first, 0]),
+                float(plan.corner_lat[last, 1]),
+                float(plan.corner_lat[last, 2]),
+                float(plan.corner_lat[first, 3]),
+            ),
+            center_lon=round((mid_lon + 180.0) % 360.0 - 180.0, 7),
+            center_lat=round((float(plan.center_lat[first]) + float(plan.center_lat[last])) / 2, 7),
+            start=plan.start[first],
+            stop=plan.stop[last],
+        )
+    return info
+
+
+def product_specs(
+    plan: AcquisitionPlan, seed: int, faults: int
+) -> tuple[list[ProductSpec], dict[int, list[int]]]:
+    """The spec of every product, and the delivery groups (order number -> plan indices)."""
+    n = len(plan)
+    if not 0 <= faults <= n:
+        raise ValueError(f"faults must be between 0 and the number of tiles ({n}), got {faults}")
+    rng = np.random.default_rng([seed, 0x5041434B])  # "PACK"
+    shares = np.array(list(PACKAGING_SHARES.values()))
+    packaging = np.array(list(PACKAGING_SHARES))[
+        np.searchsorted(np.cumsum(shares), rng.random(n) * shares.sum())
+    ]
+    fault_of: dict[int, str] = {}
+    if faults:
+        chosen = np.sort(rng.choice(n, size=faults, replace=False))
+        fault_of = dict(zip(chosen.tolist(), fault_kinds.fault_cycle(faults), strict=True))
+    for i, kind in fault_of.items():
+        packaging[i] = ZIP if kind == fault_kinds.ZIP_SLIP else FOLDER
+    groups: dict[int, list[int]] = {}
+    delivered = [i for i in range(n) if packaging[i] == DELIVERY]
+    order = FIRST_ORDER
+    while delivered:
+        size = int(rng.integers(DELIVERY_SIZE[0], DELIVERY_SIZE[1] + 1))
+        groups[order], delivered = delivered[:size], delivered[size:]
+        order += int(rng.integers(1, 40))
+    delivery_of = {i: o for o, members in groups.items() for i in members}
+
+    covers = draw_covers(plan, seed, accepted_only=False)
+    l2a, l1b = plan.product_names("L2A"), plan.product_names("L1B")
+    months = plan.month_folders()
+    datatakes = _datatakes(plan)
+    specs = []
+    for i in range(n):
+        fault = fault_of.get(i)
+        level = "L1B" if fault == fault_kinds.L1B_PRODUCT else "L2A"
+        name = l1b[i] if level == "L1B" else l2a[i]
+        kind = str(packaging[i])
+        if kind == DELIVERY:
+            order = delivery_of[i]
+            folder = DELIVERIES
+            path = f"{DELIVERIES}/{delivery_name(order)}.zip{ZIP_SEPARATOR}{delivery_member(order, name)}"
+        else:
+            folder = months[i]
+            path = f"{folder}/{name}" + (".ZIP" if kind == ZIP else "")
+        specs.append(
+            ProductSpec(
+                tile=plan.tile(i),
+                name=name,
+                level=level,
+                folder=folder,
+                packaging=kind,
+                product_path=path,
+                targets={k: float(covers[k][i]) for k in COVER_KEYS},
+                datatake=datatakes[int(plan.datatake[i])],
+                seed=seed,
+                fault=fault,
+            )
+        )
+    return specs, groups
+
+
+_WORKER_REALDATA: Path | None = None
+
+
+def _init_worker(realdata: Path | None) -> None:
+    global _WORKER_REALDATA
+    _WORKER_REALDATA = realdata
+
+
+def _write(args: tuple[Path, ProductSpec]) -> WrittenProduct:
+    archive, spec = args
+    return write_product(archive, spec, _WORKER_REALDATA)
+
+
+def simulate_archive(
+    out: Path,
+    tiles: int,
+    tile_size: int = 1000,
+    catalog_only: bool = False,
+    seed: int = 0,
+    faults: int = 0,
+    workers: int = 1,
+    model: VisitModel = DEFAULT_VISIT_MODEL,
+) -> SimulationSummary:
+    """Write a simulated EnMAP archive under ``<out>/archive`` (or only ``<out>/catalog/tiles.parquet``).
+
+    Products are genuine in layout and names and marked SIMULATED in METADATA.XML and in every
+    GeoTIFF. The same arguments give the same bytes, whatever ``workers`` is.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    plan = plan_acquisitions(tiles, tile_size, seed, model)
+    if catalog_only:
+        catalog = write_catalog_only(out, plan, draw_covers(plan, seed, accepted_only=True))
+        return SimulationSummary(
+            out=out,
+            archive=None,
+            catalog=catalog,
+            tiles=len(plan),
+            tile_size=tile_size,
+            seed=seed,
+            seconds=time.perf_counter() - started,
+        )
+
+    archive = DataLayout.at(out).archive
+    archive.mkdir(parents=True, exist_ok=True)
+    specs, groups = product_specs(plan, seed, faults)
+    realdata = realdata_dir()
+    jobs = [(archive, spec) for spec in specs]
+    if workers > 1:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(realdata,)) as pool:
+            written = list(pool.map(_write, jobs, chunksize=4))
+    else:
+        _init_worker(realdata)
+        written = [_write(job) for job in jobs]
+
+    for order, members in groups.items():
+        target = archive / DELIVERIES / f"{delivery_name(order)}.zip"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        inner = [(written[i].spec.name, written[i].container) for i in members]
+        when = max(written[i].spec.tile.processed for i in members) + np.timedelta64(1, "D")
+        write_delivery(target, order, inner, zip_time(when))
+        mtime = int(np.datetime64(when, "ns").astype(np.int64))
+        os.utime(target, ns=(mtime, mtime))
+    shutil.rmtree(archive / STAGING, ignore_errors=True)
+
+    summary = SimulationSummary(
+        out=out,
+        archive=archive,
+        catalog=None,
+        tiles=len(plan),
+        tile_size=tile_size,
+        seed=seed,
+        products=[w.spec.product_path for w in written],
+        folders=sum(w.spec.packaging == FOLDER for w in written),
+        zips=sum(w.spec.packaging == ZIP for w in written),
+        delivered=sum(w.spec.packaging == DELIVERY for w in written),
+        deliveries=[f"{DELIVERIES}/{delivery_name(o)}.zip" for o in groups],
+        endmembers=written[0].endmembers if written else "",
+    )
+    for w in written:
+        if w.spec.fault and w.spec.fault != fault_kinds.DUPLICATE:
+            summary.faults[w.spec.product_path] = w.spec.fault
+        for copy in w.extra:
+            summary.faults[copy] = fault_kinds.DUPLICATE
+            summary.duplicates[copy] = w.spec.product_path
+        if w.spec.fault in (None, fault_kinds.DUPLICATE) and w.covers["cloud_cover"] > 10:
+            summary.cloudy += 1
+    summary.seconds = time.perf_counter() - started
+    return summary
