@@ -170,16 +170,38 @@ DAMAGE = {
 }
 
 
-def test_products_that_are_not_l2a_are_refused(sim_layout):
+def test_antimeridian_products_are_accepted_with_split_footprints(sim_layout):
+    scan_archive(sim_layout, LAX)
+    tiles = read_tiles(sim_layout.tiles)
+    crossing = tiles[tiles["crosses_antimeridian"]]
+    assert len(crossing) >= 1, "the simulator always images Taveuni, on the antimeridian"
+    for geometry in crossing.geometry:
+        assert geometry.geom_type == "MultiPolygon"
+        for part in geometry.geoms:
+            minx, _, maxx, _ = part.bounds
+            assert -180.0 <= minx and maxx <= 180.0 and maxx - minx < 2.0
+    assert (tiles.loc[~tiles["crosses_antimeridian"]].geometry.geom_type == "Polygon").all()
+
+
+def test_cloud_optimised_geotiff_name_is_read(sim_layout):
     folder = product_folders(sim_layout)[0]
-    l1b_name = folder.name.replace("L2A", "L1B")
+    member(folder, "-SPECTRAL_IMAGE.TIF").rename(member(folder, "-SPECTRAL_IMAGE_COG.tiff"))
+    scan_archive(sim_layout, LAX)
+    row = read_tiles(sim_layout.tiles).set_index("product_path").loc[rel(sim_layout, folder)]
+    assert row["files"].count("_COG.tiff") == 1
+
+
+@pytest.mark.parametrize("level", ["L1B", "L1C"])
+def test_products_that_are_not_l2a_are_refused(sim_layout, level):
+    folder = product_folders(sim_layout)[0]
+    l1b_name = folder.name.replace("L2A", level)
     target = folder.parent / l1b_name
     folder.rename(target)
     for f in target.iterdir():
         f.rename(target / f.name.replace(folder.name, l1b_name))
     scan_archive(sim_layout, LAX)
     reason = quarantined(sim_layout)[rel(sim_layout, target)]
-    assert "is a L1B product; only L2A products are accepted" in reason
+    assert f"is a {level} product; only L2A products are accepted" in reason
 
 
 def test_zip_with_climbing_member_names_is_refused_whole(sim_layout):
