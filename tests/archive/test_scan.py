@@ -179,7 +179,7 @@ def test_antimeridian_products_are_accepted_with_split_footprints(sim_layout):
         assert geometry.geom_type == "MultiPolygon"
         for part in geometry.geoms:
             minx, _, maxx, _ = part.bounds
-            assert -180.0 <= minx and maxx <= 180.0 and maxx - minx < 2.0
+            assert minx >= -180.0 and maxx <= 180.0 and maxx - minx < 2.0
     assert (tiles.loc[~tiles["crosses_antimeridian"]].geometry.geom_type == "Polygon").all()
 
 
