@@ -144,8 +144,9 @@ def test_tile_quality_partitions_measure_masks_that_agree_with_metadata(sim_layo
 
 @pytest.mark.slow
 def test_dagster_job_execute_builds_the_catalog(sim_layout, tmp_path):
+    inherited = {k: v for k, v in os.environ.items() if k not in ("ENMAP_ARCHIVE", "DAGSTER_HOME")}
     env = {
-        **os.environ,
+        **inherited,
         "SPECTRAL_DATA_ROOT": str(sim_layout.root),
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
         "SPECTRALFORGE_DASK_WORKERS": "2",
