@@ -1,0 +1,86 @@
+"""The overlap graph on hand-built footprints: zones, slivers, components, determinism."""
+
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from pyproj import Transformer
+from shapely.geometry import Polygon
+
+from assets.archive.footprint import footprint_from_corners, geodesic_area_m2
+from assets.geometry.overlap_graph import PATCH_M, build_overlap_graph, holds_square
+from storage_schemas.enmap_product import utm_epsg_for
+
+
+def tile(tile_id: str, lon: float, lat: float, side_m: float = 30_000, heading_deg: float = 12.0) -> dict:
+    """A rotated square footprint around (lon, lat), built in its UTM zone like a real scene."""
+    epsg = utm_epsg_for(lon, lat)
+    fwd = Transformer.from_crs(4326, epsg, always_xy=True)
+    inv = Transformer.from_crs(epsg, 4326, always_xy=True)
+    cx, cy = fwd.transform(lon, lat)
+    t = math.radians(heading_deg)
+    h = side_m / 2
+    corners = [(-h, h), (-h, -h), (h, -h), (h, h)]
+    ring = [
+        inv.transform(cx + x * math.cos(t) - y * math.sin(t), cy + x * math.sin(t) + y * math.cos(t))
+        for x, y in corners
+    ]
+    return {"tile_id": tile_id, "epsg": epsg, "geometry": Polygon(ring)}
+
+
+def frame(rows: list[dict]) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=4326)
+
+
+def test_overlapping_tiles_are_joined_and_distant_ones_are_not():
+    tiles = frame([tile("A", 13.0, 52.0), tile("B", 13.05, 52.05), tile("C", 20.0, 40.0)])
+    graph = build_overlap_graph(tiles)
+    assert list(zip(graph.edges["tile_a"], graph.edges["tile_b"], strict=True)) == [("A", "B")]
+    assert graph.components.to_dict() == {"A": "A", "B": "A", "C": "C"}
+    assert 4e8 < graph.edges["area_m2"].iloc[0] < 9e8
+
+
+def test_pairs_across_utm_zones_are_measured_in_metres():
+    # 12 E is the boundary of zones 32 and 33: the two centres lie in different zones.
+    west, east = tile("W", 11.9, 50.0), tile("E", 12.1, 50.0)
+    assert west["epsg"] != east["epsg"]
+    graph = build_overlap_graph(frame([west, east]))
+    [area] = graph.edges["area_m2"]
+    # the same common area measured on the ellipsoid, whatever zone the pair was projected to
+    geodesic = geodesic_area_m2(west["geometry"].intersection(east["geometry"]))
+    assert area == pytest.approx(geodesic, rel=0.005)
+    assert 3e8 < area < 6e8  # centres ~14.3 km apart, 30 km squares turned ~4 deg to each other
+
+
+def test_a_sliver_with_the_area_but_not_the_shape_of_a_patch_is_no_edge():
+    a = tile("A", 13.0, 52.0, heading_deg=0.0)
+    b = tile("B", 13.0 + 0.4362, 52.0, heading_deg=0.0)  # ~29.9 km east: a 100 m x 30 km sliver
+    graph = build_overlap_graph(frame([a, b]))
+    assert graph.edges.empty
+    assert graph.components.nunique() == 2
+
+
+def test_holds_square_is_exact_for_axis_aligned_rectangles():
+    ok = Polygon([(0, 0), (PATCH_M, 0), (PATCH_M, PATCH_M), (0, PATCH_M)])
+    short = Polygon([(0, 0), (PATCH_M - 1, 0), (PATCH_M - 1, 10 * PATCH_M), (0, 10 * PATCH_M)])
+    assert holds_square(np.array([ok, short], dtype=object)).tolist() == [True, False]
+
+
+def test_antimeridian_tiles_overlap_each_other():
+    a, b = tile("A", 179.99, -16.8), tile("B", -179.98, -16.78)
+    for t in (a, b):
+        t["geometry"], _ = footprint_from_corners(list(t["geometry"].exterior.coords)[:4])
+    graph = build_overlap_graph(frame([a, b]))
+    assert len(graph.edges) == 1
+    assert graph.edges["area_m2"].iloc[0] > 5e8
+
+
+def test_graph_does_not_depend_on_row_order():
+    rows = [tile(f"T{i}", 13.0 + 0.05 * i, 52.0 + 0.03 * (i % 3)) for i in range(8)]
+    one = build_overlap_graph(frame(rows))
+    two = build_overlap_graph(frame(rows[::-1]))
+    assert one.edges.equals(two.edges)
+    assert one.components.sort_index().equals(two.components.sort_index())
