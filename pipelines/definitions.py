@@ -11,13 +11,14 @@ from assets.archive.defs import (
     tile_quality,
     unreadable_share,
 )
+from assets.geometry.defs import tile_overlap_graph
 from pipelines.jobs import catalog_job, tile_quality_job
 from pipelines.resources import resources_for
 from pipelines.schedules import nightly_catalog_schedule
 from pipelines.sensors import enmap_tiles_sensor
 
 defs = Definitions(
-    assets=[enmap_archive, tile_catalog, tile_quality],
+    assets=[enmap_archive, tile_catalog, tile_quality, tile_overlap_graph],
     asset_checks=[catalog_is_consistent, unreadable_share],
     jobs=[catalog_job, tile_quality_job],
     schedules=[nightly_catalog_schedule],

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job
 
 from assets.archive.defs import tile_catalog, tile_quality
+from assets.geometry.defs import tile_overlap_graph
 
 catalog_job = define_asset_job(
     "catalog_job",
-    selection=AssetSelection.assets(tile_catalog),
-    description="Scan the EnMAP archive into the tile catalog (new and changed products only).",
+    selection=AssetSelection.assets(tile_catalog, tile_overlap_graph),
+    description="Scan the EnMAP archive into the tile catalog (new and changed products only), then "
+    "rebuild the cross-tile geometry.",
 )
 
 tile_quality_job = define_asset_job(

@@ -56,6 +56,15 @@ class DataLayout:
         return self.catalog_dir / "footprints.png"
 
     @property
+    def plan_dir(self) -> Path:
+        return self.root / "plan"
+
+    @property
+    def overlap_graph(self) -> Path:
+        """Edges (tile_a, tile_b, epsg, area_m2, component) of the tile overlap graph."""
+        return self.plan_dir / "overlap_graph.parquet"
+
+    @property
     def tile_quality_dir(self) -> Path:
         """Per-tile quality records and quicklooks written by the ``tile_quality`` partitions."""
         return self.root / "tiles"
