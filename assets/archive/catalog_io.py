@@ -7,8 +7,6 @@ ones as frames, so an unchanged product is never turned back into a record.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assets.archive.record import ProductRecord, Refusal
+from assets.atomic_files import replace_atomically, write_parquet
 from storage_schemas.catalog import (
     COVER_COLUMNS,
     FOOTPRINT_CRS,
@@ -100,25 +99,12 @@ def refusals_frame(refusals: Iterable[Refusal], detected_at: pd.Timestamp, stage
     return pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA).to_pandas()
 
 
-def _replace_atomically(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the UI or a reader may run as another user
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_tiles(frame: gpd.GeoDataFrame, path: Path) -> None:
     """Write a catalog frame as GeoParquet 1.1 with a bbox covering column; readers never see
     a half-written file (temp file + rename)."""
     frame = gpd.GeoDataFrame(frame[TILE_COLUMNS], geometry="geometry", crs=FOOTPRINT_CRS)
     frame = frame.sort_values(["acquired", "tile_id"], kind="stable").reset_index(drop=True)
-    _replace_atomically(
+    replace_atomically(
         path,
         lambda tmp: frame.to_parquet(
             tmp, index=False, schema_version="1.1.0", write_covering_bbox=True, compression="zstd"
@@ -138,7 +124,7 @@ def write_quarantine(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(
         frame.sort_values("product_path", kind="stable"), schema=QUARANTINE_SCHEMA, preserve_index=False
     )
-    _replace_atomically(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    write_parquet(table, path)
 
 
 def read_quarantine(path: Path) -> pd.DataFrame:

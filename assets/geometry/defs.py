@@ -2,13 +2,11 @@
 
 import time
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets.archive.catalog_io import read_tiles
 from assets.archive.defs import tile_catalog
-from assets.geometry.overlap_graph import build_overlap_graph
+from assets.geometry.overlap_graph import build_overlap_graph, write_overlap_graph
 from assets.resources import DataRoot
 from storage_schemas.catalog import STATUS_PRESENT
 
@@ -27,11 +25,7 @@ def tile_overlap_graph(context: AssetExecutionContext, data_root: DataRoot) -> M
     started = time.perf_counter()
     graph = build_overlap_graph(tiles)
     seconds = time.perf_counter() - started
-    edges = graph.edges.assign(component=graph.edges["tile_a"].map(graph.components))
-    layout.plan_dir.mkdir(parents=True, exist_ok=True)
-    tmp = layout.overlap_graph.with_suffix(".parquet.tmp")
-    pq.write_table(pa.Table.from_pandas(edges, preserve_index=False), tmp)
-    tmp.replace(layout.overlap_graph)
+    edges = write_overlap_graph(graph, layout.overlap_graph)
     sizes = graph.component_sizes
     return MaterializeResult(
         metadata={

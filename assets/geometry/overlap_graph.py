@@ -12,11 +12,15 @@ shifted by the square's four corners) is not empty. Everything is vectorised per
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 from pyproj import Transformer
+
+from assets.atomic_files import write_parquet
 
 PATCH_PX = 128
 PIXEL_M = 30.0
@@ -95,6 +99,13 @@ def build_overlap_graph(tiles: pd.DataFrame, side_m: float = PATCH_M) -> Overlap
     edges = pd.concat(frames, ignore_index=True) if frames else _empty_edges()
     edges = edges.sort_values(["tile_a", "tile_b"], kind="stable").reset_index(drop=True)
     return OverlapGraph(edges=edges, components=connected_components(ids, edges))
+
+
+def write_overlap_graph(graph: OverlapGraph, path: Path) -> pd.DataFrame:
+    """The edges with their component, written to ``plan/overlap_graph.parquet``."""
+    edges = graph.edges.assign(component=graph.edges["tile_a"].map(graph.components))
+    write_parquet(pa.Table.from_pandas(edges, preserve_index=False), path)
+    return edges
 
 
 def _empty_edges() -> pd.DataFrame:
