@@ -1,30 +1,30 @@
 """The tile overlap graph: tiles as nodes, an edge where two footprints share room for a patch.
 
 Candidate pairs come from an STRtree over the EPSG:4326 footprints (never all pairs). Each
-candidate is then measured in metres in the UTM zone of its first tile, with both footprints
-projected there, so that tiles in neighbouring zones compare correctly. A pair is an edge when
-its intersection holds at least one full 128 x 128 px (3840 m) patch: footprints are convex
-quadrilaterals, so their intersection is convex, and a convex polygon holds an axis-aligned
-square of half-side h exactly when its erosion by that square (the intersection of the polygon
-shifted by the square's four corners) is not empty. Everything is vectorised per UTM zone.
+candidate is then measured in metres in the UTM zone of its smaller tile id, with both valid
+areas (``metric.valid_areas``) projected there, so that tiles in neighbouring zones compare
+correctly. A pair is an edge when its intersection holds at least one full 128 x 128 px
+(3840 m) patch. Footprints are convex quadrilaterals, so their intersection is convex and
+``convex.holds_square`` decides that exactly. Everything is vectorised per UTM zone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import shapely
-from pyproj import Transformer
 
 from assets.atomic_files import write_parquet
+from assets.geometry.convex import holds_square
+from assets.geometry.metric import valid_areas
+from storage_schemas.plan import PATCH_M
 
-PATCH_PX = 128
-PIXEL_M = 30.0
-PATCH_M = PATCH_PX * PIXEL_M
+SAME_AREA = 0.999
+"""Intersection / footprint area above which one valid area counts as inside another."""
 
 
 @dataclass(frozen=True)
@@ -33,34 +33,13 @@ class OverlapGraph:
     """tile_a < tile_b, epsg (the zone the pair was measured in), area_m2."""
     components: pd.Series
     """tile_id -> component id (the smallest tile id of the component)."""
+    stats: dict[str, int] = field(default_factory=dict)
+    """The unusual cases met: candidate pairs, slivers, cross-zone edges, contained and identical
+    footprints."""
 
     @property
     def component_sizes(self) -> pd.Series:
         return self.components.value_counts()
-
-
-def project(geometries: np.ndarray, epsg: int) -> np.ndarray:
-    """EPSG:4326 geometries in a UTM zone; antimeridian-split parts join up again there."""
-    transformer = Transformer.from_crs(4326, epsg, always_xy=True)
-    projected = shapely.transform(
-        geometries, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
-    )
-    multi = shapely.get_type_id(projected) == shapely.GeometryType.MULTIPOLYGON
-    if multi.any():
-        projected[multi] = [
-            shapely.make_valid(shapely.union_all(shapely.get_parts(g))) for g in projected[multi]
-        ]
-    return projected
-
-
-def holds_square(polygons: np.ndarray, side_m: float = PATCH_M) -> np.ndarray:
-    """Whether each convex polygon contains an axis-aligned square of the given side."""
-    h = side_m / 2.0
-    eroded = polygons
-    for dx, dy in ((h, h), (h, -h), (-h, h), (-h, -h)):
-        shift = np.array([dx, dy])
-        eroded = shapely.intersection(eroded, shapely.transform(polygons, lambda xy, s=shift: xy + s))
-    return ~shapely.is_empty(eroded)
 
 
 def candidate_pairs(footprints: np.ndarray) -> np.ndarray:
@@ -72,7 +51,7 @@ def candidate_pairs(footprints: np.ndarray) -> np.ndarray:
 
 
 def build_overlap_graph(tiles: pd.DataFrame, side_m: float = PATCH_M) -> OverlapGraph:
-    """The overlap graph of catalog tiles (columns tile_id, epsg, geometry)."""
+    """The overlap graph of catalog tiles (columns tile_id, epsg, geometry in EPSG:4326)."""
     ids = tiles["tile_id"].to_numpy()
     footprints = np.asarray(tiles.geometry.values, dtype=object)
     epsg = tiles["epsg"].to_numpy()
@@ -81,24 +60,34 @@ def build_overlap_graph(tiles: pd.DataFrame, side_m: float = PATCH_M) -> Overlap
     flip = ids[a] > ids[b]
     a, b = np.where(flip, b, a), np.where(flip, a, b)
     frames = []
+    stats = {"candidate_pairs": len(a), "sliver_pairs": 0, "contained_tiles": 0, "identical_footprints": 0}
     for zone in np.unique(epsg[a]):
         sel = epsg[a] == zone
         ia, ib = a[sel], b[sel]
-        inter = shapely.intersection(project(footprints[ia], int(zone)), project(footprints[ib], int(zone)))
+        area_a, area_b = valid_areas(footprints[ia], int(zone)), valid_areas(footprints[ib], int(zone))
+        inter = shapely.intersection(area_a, area_b)
         ok = holds_square(inter, side_m)
+        shared = shapely.area(inter[ok])
+        smaller = np.minimum(shapely.area(area_a[ok]), shapely.area(area_b[ok]))
+        larger = np.maximum(shapely.area(area_a[ok]), shapely.area(area_b[ok]))
+        stats["sliver_pairs"] += int((~ok).sum())
+        stats["contained_tiles"] += int((shared >= SAME_AREA * smaller).sum())
+        stats["identical_footprints"] += int((shared >= SAME_AREA * larger).sum())
         frames.append(
             pd.DataFrame(
                 {
                     "tile_a": ids[ia[ok]],
                     "tile_b": ids[ib[ok]],
                     "epsg": np.int32(zone),
-                    "area_m2": shapely.area(inter[ok]),
+                    "area_m2": shared,
+                    "cross_zone": epsg[ia[ok]] != epsg[ib[ok]],
                 }
             )
         )
     edges = pd.concat(frames, ignore_index=True) if frames else _empty_edges()
     edges = edges.sort_values(["tile_a", "tile_b"], kind="stable").reset_index(drop=True)
-    return OverlapGraph(edges=edges, components=connected_components(ids, edges))
+    stats["cross_zone_edges"] = int(edges["cross_zone"].sum())
+    return OverlapGraph(edges=edges, components=connected_components(ids, edges), stats=stats)
 
 
 def write_overlap_graph(graph: OverlapGraph, path: Path) -> pd.DataFrame:
@@ -110,8 +99,14 @@ def write_overlap_graph(graph: OverlapGraph, path: Path) -> pd.DataFrame:
 
 def _empty_edges() -> pd.DataFrame:
     return pd.DataFrame(
-        {"tile_a": pd.Series(dtype=object), "tile_b": pd.Series(dtype=object), "epsg": np.int32(0)}
-    ).assign(area_m2=pd.Series(dtype=float))
+        {
+            "tile_a": pd.Series(dtype=object),
+            "tile_b": pd.Series(dtype=object),
+            "epsg": pd.Series(dtype=np.int32),
+            "area_m2": pd.Series(dtype=float),
+            "cross_zone": pd.Series(dtype=bool),
+        }
+    )
 
 
 def connected_components(ids: np.ndarray, edges: pd.DataFrame) -> pd.Series:

@@ -7,12 +7,15 @@ import math
 import geopandas as gpd
 import numpy as np
 import pytest
-from pyproj import Transformer
+from pyproj import Geod, Transformer
 from shapely.geometry import Polygon
 
-from assets.archive.footprint import footprint_from_corners, geodesic_area_m2
-from assets.geometry.overlap_graph import PATCH_M, build_overlap_graph, holds_square
+from assets.archive.footprint import footprint_from_corners
+from assets.geometry.convex import holds_square
+from assets.geometry.metric import EDGE_MARGIN_M
+from assets.geometry.overlap_graph import build_overlap_graph
 from storage_schemas.enmap_product import utm_epsg_for
+from storage_schemas.plan import PATCH_M
 
 
 def tile(tile_id: str, lon: float, lat: float, side_m: float = 30_000, heading_deg: float = 12.0) -> dict:
@@ -49,9 +52,10 @@ def test_pairs_across_utm_zones_are_measured_in_metres():
     assert west["epsg"] != east["epsg"]
     graph = build_overlap_graph(frame([west, east]))
     [area] = graph.edges["area_m2"]
-    # the same common area measured on the ellipsoid, whatever zone the pair was projected to
-    geodesic = geodesic_area_m2(west["geometry"].intersection(east["geometry"]))
-    assert area == pytest.approx(geodesic, rel=0.005)
+    # the same common area measured on the ellipsoid, less the margin strip along its edges
+    common = west["geometry"].intersection(east["geometry"])
+    geodesic, perimeter = Geod(ellps="WGS84").geometry_area_perimeter(common)
+    assert area == pytest.approx(abs(geodesic) - perimeter * EDGE_MARGIN_M, rel=0.002)
     assert 3e8 < area < 6e8  # centres ~14.3 km apart, 30 km squares turned ~4 deg to each other
 
 
@@ -66,7 +70,7 @@ def test_a_sliver_with_the_area_but_not_the_shape_of_a_patch_is_no_edge():
 def test_holds_square_is_exact_for_axis_aligned_rectangles():
     ok = Polygon([(0, 0), (PATCH_M, 0), (PATCH_M, PATCH_M), (0, PATCH_M)])
     short = Polygon([(0, 0), (PATCH_M - 1, 0), (PATCH_M - 1, 10 * PATCH_M), (0, 10 * PATCH_M)])
-    assert holds_square(np.array([ok, short], dtype=object)).tolist() == [True, False]
+    assert holds_square(np.array([ok, short], dtype=object), PATCH_M).tolist() == [True, False]
 
 
 def test_antimeridian_tiles_overlap_each_other():
