@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import geopandas as gpd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -28,3 +29,13 @@ def replace_atomically(path: Path, write: Callable[[str], None]) -> None:
 def write_parquet(table: pa.Table, path: Path) -> None:
     """A Parquet table (zstd), written atomically."""
     replace_atomically(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+def write_geoparquet(frame: gpd.GeoDataFrame, path: Path) -> None:
+    """GeoParquet 1.1 with a bbox covering column (zstd), written atomically."""
+    replace_atomically(
+        path,
+        lambda tmp: frame.to_parquet(
+            tmp, index=False, schema_version="1.1.0", write_covering_bbox=True, compression="zstd"
+        ),
+    )

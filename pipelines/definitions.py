@@ -11,15 +11,22 @@ from assets.archive.defs import (
     tile_quality,
     unreadable_share,
 )
-from assets.geometry.defs import tile_overlap_graph
+from assets.geometry.defs import patch_plan, patch_plan_is_valid, temporal_intersections, tile_overlap_graph
 from pipelines.jobs import catalog_job, tile_quality_job
 from pipelines.resources import resources_for
 from pipelines.schedules import nightly_catalog_schedule
 from pipelines.sensors import enmap_tiles_sensor
 
 defs = Definitions(
-    assets=[enmap_archive, tile_catalog, tile_quality, tile_overlap_graph],
-    asset_checks=[catalog_is_consistent, unreadable_share],
+    assets=[
+        enmap_archive,
+        tile_catalog,
+        tile_quality,
+        tile_overlap_graph,
+        temporal_intersections,
+        patch_plan,
+    ],
+    asset_checks=[catalog_is_consistent, unreadable_share, patch_plan_is_valid],
     jobs=[catalog_job, tile_quality_job],
     schedules=[nightly_catalog_schedule],
     sensors=[enmap_tiles_sensor],

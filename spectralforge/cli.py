@@ -75,10 +75,20 @@ def catalog_summary(layout: DataLayout) -> str:
             f"acquired     {present['acquired'].min():%Y-%m-%d} .. {present['acquired'].max():%Y-%m-%d}, "
             f"{present['epsg'].nunique()} UTM zones, {present['datatake'].nunique()} datatakes"
         )
+    if layout.locations.exists():
+        from assets.geometry.plan_io import read_locations, read_patches
+
+        n = read_locations(layout.locations)["n_timestamps"]
+        patches = read_patches(layout.patches)
+        lines.append(
+            f"plan         {len(n)} locations, {len(patches)} patches, {(n > 1).mean() if len(n) else 0:.1%} "
+            f"with more than one timestamp, longest series {n.max() if len(n) else 0}"
+        )
     lines += [
         f"catalog      {layout.tiles}",
         f"quarantine   {layout.quarantine}",
         f"footprints   {layout.footprint_map}",
+        f"plan         {layout.plan_dir}/ (locations.parquet, patches.parquet, intersections.parquet)",
         f"per tile     {layout.tile_quality_dir}/<tile_id>/",
     ]
     return "\n".join(lines)

@@ -65,6 +65,25 @@ class DataLayout:
         return self.plan_dir / "overlap_graph.parquet"
 
     @property
+    def intersections(self) -> Path:
+        """Tile tuples of Algorithm 1 and their common valid area (GeoParquet)."""
+        return self.plan_dir / "intersections.parquet"
+
+    @property
+    def locations(self) -> Path:
+        """Non-overlapping 128 x 128 px windows, one row each (GeoParquet, EPSG:4326 outlines)."""
+        return self.plan_dir / "locations.parquet"
+
+    @property
+    def patches(self) -> Path:
+        """One row per (location, tile whose valid area contains it)."""
+        return self.plan_dir / "patches.parquet"
+
+    @property
+    def timestamps_histogram(self) -> Path:
+        return self.plan_dir / "timestamps_per_location.png"
+
+    @property
     def tile_quality_dir(self) -> Path:
         """Per-tile quality records and quicklooks written by the ``tile_quality`` partitions."""
         return self.root / "tiles"

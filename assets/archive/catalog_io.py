@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assets.archive.record import ProductRecord, Refusal
-from assets.atomic_files import replace_atomically, write_parquet
+from assets.atomic_files import write_geoparquet, write_parquet
 from storage_schemas.catalog import (
     COVER_COLUMNS,
     FOOTPRINT_CRS,
@@ -104,12 +104,7 @@ def write_tiles(frame: gpd.GeoDataFrame, path: Path) -> None:
     a half-written file (temp file + rename)."""
     frame = gpd.GeoDataFrame(frame[TILE_COLUMNS], geometry="geometry", crs=FOOTPRINT_CRS)
     frame = frame.sort_values(["acquired", "tile_id"], kind="stable").reset_index(drop=True)
-    replace_atomically(
-        path,
-        lambda tmp: frame.to_parquet(
-            tmp, index=False, schema_version="1.1.0", write_covering_bbox=True, compression="zstd"
-        ),
-    )
+    write_geoparquet(frame, path)
 
 
 def read_tiles(path: Path) -> gpd.GeoDataFrame:

@@ -1,6 +1,5 @@
 """Dagster definitions of the archive stage: the archive, the tile catalog, per-tile quality."""
 
-import base64
 from functools import partial
 
 from dagster import (
@@ -25,6 +24,7 @@ from assets.archive.catalog_report import footprint_map_png, markdown_bars, mont
 from assets.archive.quality import QUALITY_INPUTS, inspect_or_explain, write_tile_quality
 from assets.archive.scan import ArchiveError, CatalogPolicy, scan_archive
 from assets.resources import DaskCluster, DataRoot
+from assets.ui_metadata import png_markdown
 from storage_schemas.catalog import STAGE_READ, STATUS_PRESENT
 
 enmap_tiles = DynamicPartitionsDefinition(name="enmap_tiles")
@@ -45,10 +45,6 @@ enmap_archive = AssetSpec(
 class CatalogConfig(Config):
     max_cloud_cover: float = Field(10.0, description="Accept tiles up to this cloud cover (percent).")
     full_rescan: bool = Field(False, description="Re-read every product, not only new or changed ones.")
-
-
-def _png_markdown(png: bytes, alt: str) -> MetadataValue:
-    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 @asset(
@@ -88,7 +84,7 @@ def tile_catalog(
             "scan_seconds": round(stats["total_s"], 2),
             "tiles_path": MetadataValue.path(str(layout.tiles)),
             "quarantine_path": MetadataValue.path(str(layout.quarantine)),
-            "footprints": _png_markdown(png, "footprints"),
+            "footprints": png_markdown(png, "footprints"),
             "acquisitions_per_month": MetadataValue.md(markdown_bars(month_histogram(tiles))),
             "quarantine_reasons": MetadataValue.md(
                 "\n".join(
@@ -169,7 +165,7 @@ def tile_quality(context: AssetExecutionContext, data_root: DataRoot, dask: Dask
                 "cloud_measured_pct": quality.measured["cloud_cover"],
                 "cloud_declared_pct": quality.declared["cloud_cover"],
                 "max_cover_difference_pct": quality.max_cover_difference,
-                "quicklook": _png_markdown(quality.quicklook_png, key),
+                "quicklook": png_markdown(quality.quicklook_png, key),
                 "path": MetadataValue.path(str(folder)),
             },
             partition_key=key,

@@ -1,27 +1,55 @@
-"""Dagster definitions of the geometry stage (issue 3): so far the tile overlap graph."""
+"""Dagster definitions of the geometry stage: overlap graph -> temporal intersections -> patch plan."""
 
 import time
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+from pydantic import Field
 
 from assets.archive.catalog_io import read_tiles
 from assets.archive.defs import tile_catalog
-from assets.geometry.overlap_graph import build_overlap_graph, write_overlap_graph
-from assets.resources import DataRoot
+from assets.geometry.intersections import DEFAULT_BEAM
+from assets.geometry.intersections import temporal_intersections as search_intersections
+from assets.geometry.overlap_graph import build_overlap_graph, read_overlap_graph, write_overlap_graph
+from assets.geometry.patch_plan import build_patch_plan
+from assets.geometry.plan_checks import overlapping_locations, patches_outside_tiles
+from assets.geometry.plan_io import (
+    read_intersections,
+    read_locations,
+    read_patches,
+    write_intersections,
+    write_plan,
+)
+from assets.geometry.plan_report import histogram_png, markdown_table, plan_summary, series_histogram
+from assets.resources import DaskCluster, DataRoot
+from assets.ui_metadata import png_markdown
 from storage_schemas.catalog import STATUS_PRESENT
+from storage_schemas.paths import DataLayout
+
+
+def _present_tiles(layout: DataLayout):
+    tiles = read_tiles(layout.tiles)
+    return tiles[tiles["status"] == STATUS_PRESENT].reset_index(drop=True)
 
 
 @asset(
     deps=[tile_catalog],
     group_name="geometry",
     kinds={"parquet"},
-    description="Tiles as nodes, an edge where two footprints share room for a full 128 px patch "
-    "(measured in metres), and the connected components (plan/overlap_graph.parquet).",
+    description="Tiles as nodes, an edge where two valid footprints share room for a full 128 px patch "
+    "(measured in metres, across UTM zones too), and the connected components (plan/overlap_graph.parquet).",
 )
 def tile_overlap_graph(context: AssetExecutionContext, data_root: DataRoot) -> MaterializeResult:
     layout = data_root.layout()
-    tiles = read_tiles(layout.tiles)
-    tiles = tiles[tiles["status"] == STATUS_PRESENT]
+    tiles = _present_tiles(layout)
     started = time.perf_counter()
     graph = build_overlap_graph(tiles)
     seconds = time.perf_counter() - started
@@ -34,7 +62,129 @@ def tile_overlap_graph(context: AssetExecutionContext, data_root: DataRoot) -> M
             "components": int(sizes.size),
             "largest_component": int(sizes.iloc[0]) if len(sizes) else 0,
             "isolated_tiles": int((sizes == 1).sum()),
+            **graph.stats,
+            "southern_hemisphere_tiles": int((tiles["epsg"] // 100 == 327).sum()),
+            "antimeridian_tiles": int(tiles["crosses_antimeridian"].sum()),
             "seconds": round(seconds, 2),
             "path": MetadataValue.path(str(layout.overlap_graph)),
         }
+    )
+
+
+class IntersectionsConfig(Config):
+    beam: int = Field(
+        DEFAULT_BEAM,
+        ge=1,
+        description="Per tile and level, keep the n-tuples that are among the `beam` largest by area for "
+        "at least one of their tiles.",
+    )
+
+
+@asset(
+    deps=[tile_overlap_graph],
+    group_name="geometry",
+    kinds={"geoparquet", "dask"},
+    description="SpectralEarth's Algorithm 1: tile tuples that share room for a patch, found breadth-first "
+    "with a beam, one connected component per Dask task (plan/intersections.parquet).",
+)
+def temporal_intersections(
+    context: AssetExecutionContext, config: IntersectionsConfig, data_root: DataRoot, dask: DaskCluster
+) -> MaterializeResult:
+    layout = data_root.layout()
+    tiles = _present_tiles(layout)
+    graph = read_overlap_graph(layout.overlap_graph, tiles["tile_id"].to_numpy())
+    with dask.map_fn() as map_fn:
+        found = search_intersections(tiles, graph, map_fn, beam=config.beam)
+    write_intersections(found.table, layout.intersections)
+    by_order = found.table["order"].value_counts().sort_index()
+    stats = found.stats
+    sizes = graph.component_sizes
+    largest = int(sizes.iloc[0]) if len(sizes) else 0
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(found.table),
+            "tuples": len(found.table),
+            "highest_order": stats.highest_order,
+            "beam": config.beam,
+            "candidates": stats.candidates,
+            "duplicates_skipped": stats.duplicates_skipped,
+            "intersections_computed": stats.intersections_computed,
+            "pruned_by_beam": stats.pruned_by_beam,
+            "components_hitting_beam": stats.components_hitting_beam,
+            "degenerate_intersections": stats.degenerate,
+            "largest_component": largest,
+            "naive_subsets_of_largest_component": MetadataValue.text(f"2^{largest} - {largest} - 1"),
+            "tuples_per_order": MetadataValue.md(
+                markdown_table({int(k): int(v) for k, v in by_order.items()}, ("order", "tuples"))
+            ),
+            "seconds": round(found.seconds, 2),
+            "path": MetadataValue.path(str(layout.intersections)),
+        }
+    )
+
+
+class PlanConfig(Config):
+    full_rebuild: bool = Field(
+        False,
+        description="Plan from scratch instead of growing the previous plan. Location ids stay functions of "
+        "CRS and origin, but windows may move, so patches cut from an earlier plan no longer line up.",
+    )
+
+
+@asset(
+    deps=[temporal_intersections],
+    group_name="geometry",
+    kinds={"geoparquet"},
+    description="Non-overlapping 128 x 128 px locations on the products' pixel grids, cut from higher-order "
+    "intersections first, each listing every tile that contains it (plan/locations.parquet, "
+    "plan/patches.parquet). Grows incrementally: earlier locations keep their ids and windows.",
+)
+def patch_plan(context: AssetExecutionContext, config: PlanConfig, data_root: DataRoot) -> MaterializeResult:
+    layout = data_root.layout()
+    tiles = _present_tiles(layout)
+    previous = None if config.full_rebuild else read_locations(layout.locations)
+    started = time.perf_counter()
+    plan = build_patch_plan(tiles, read_intersections(layout.intersections), previous)
+    write_plan(plan, layout)
+    png = histogram_png(plan.locations["n_timestamps"])
+    layout.timestamps_histogram.write_bytes(png)
+    summary = plan_summary(plan, len(tiles))
+    table = markdown_table(series_histogram(plan.locations["n_timestamps"]), ("timestamps", "locations"))
+    if summary["orphaned_locations"]:
+        context.log.warning(
+            f"{summary['orphaned_locations']} locations of the previous plan have no present tile any more; "
+            "they keep their ids (their patches may already be in the store)"
+        )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": summary["locations"],
+            **summary,
+            "full_rebuild": config.full_rebuild,
+            "timestamps_per_location": png_markdown(png, "Figure 6", table),
+            **{f"seconds_{k}": round(v, 2) for k, v in plan.seconds.items()},
+            "seconds": round(time.perf_counter() - started, 2),
+            "locations_path": MetadataValue.path(str(layout.locations)),
+            "patches_path": MetadataValue.path(str(layout.patches)),
+        }
+    )
+
+
+@asset_check(
+    asset=patch_plan,
+    blocking=True,
+    description="No two locations overlap (across UTM zones too) and every patch lies inside its tile's "
+    "footprint, checked with GEOS independently of the planner's own geometry.",
+)
+def patch_plan_is_valid(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
+    layout = data_root.layout()
+    locations = read_locations(layout.locations)
+    overlaps = overlapping_locations(locations)
+    outside = patches_outside_tiles(locations, read_patches(layout.patches), read_tiles(layout.tiles))
+    return AssetCheckResult(
+        passed=not overlaps and outside == 0,
+        metadata={
+            "overlapping_pairs": len(overlaps),
+            "first_overlaps": MetadataValue.json([list(p) for p in overlaps[:5]]),
+            "patches_outside_their_tile": outside,
+        },
     )

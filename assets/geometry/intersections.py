@@ -263,12 +263,14 @@ def temporal_intersections(
     map_fn: Callable = lambda f, items: list(map(f, items)),
     beam: int = DEFAULT_BEAM,
     side_m: float = PATCH_M,
+    batch_tiles: int = BATCH_TILES,
 ) -> Intersections:
     """Algorithm 1 over every component of the overlap graph, on ``map_fn`` (a Dask map)."""
     started = time.perf_counter()
     rows: list[dict] = []
     stats = SearchStats()
-    for task_rows, task_stats in map_fn(search_task, component_tasks(tiles, graph, beam, side_m)):
+    tasks = component_tasks(tiles, graph, beam, side_m, batch_tiles=batch_tiles)
+    for task_rows, task_stats in map_fn(search_task, tasks):
         rows.extend(task_rows)
         stats = stats + task_stats
     table = pd.DataFrame(

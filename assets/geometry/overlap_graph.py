@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import shapely
 
 from assets.atomic_files import write_parquet
@@ -124,3 +125,17 @@ def connected_components(ids: np.ndarray, edges: pd.DataFrame) -> pd.Series:
         if rx != ry:
             parent[max(rx, ry)] = min(rx, ry)
     return pd.Series({t: root(t) for t in ids}, name="component").rename_axis("tile_id")
+
+
+def read_overlap_graph(path: Path, tile_ids: np.ndarray) -> OverlapGraph:
+    """The graph written by :func:`write_overlap_graph`, its components recomputed for ``tile_ids``
+    (isolated tiles have no edge row to carry theirs). Edges of tiles not in ``tile_ids`` (gone
+    since the graph was written) are dropped."""
+    edges = pq.read_table(path).to_pandas() if path.exists() else _empty_edges()
+    known = set(tile_ids)
+    edges = edges[edges["tile_a"].isin(known) & edges["tile_b"].isin(known)].drop(
+        columns="component", errors="ignore"
+    )
+    return OverlapGraph(
+        edges=edges.reset_index(drop=True), components=connected_components(np.asarray(tile_ids), edges)
+    )

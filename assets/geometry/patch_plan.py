@@ -195,7 +195,9 @@ class _Cuts:
             epsg=np.concatenate([ranked["epsg"].to_numpy(), tiles.epsg]).astype(np.int64)[which],
             phase_x=tiles.phase_x[source],
             phase_y=tiles.phase_y[source],
-            foreign=[tiles.foreign[first[w]] for w in which],
+            # a later window can only meet this one in a tile that meets its first tile: in that
+            # tile's zone or in a zone that tile touches
+            foreign=[tiles.foreign[first[w]] | {int(tiles.epsg[first[w]])} for w in which],
             order=orders[which],
             key=[keys[w] for w in which],
             convex=shapely.area(parts) >= hull_area * (1 - 1e-9),
@@ -285,12 +287,12 @@ def build_patch_plan(
     new["location_id"] = [location_id(*row) for row in zip(new["epsg"], new["x0"], new["y0"], strict=True)]
     locations = pd.concat([previous.drop(columns="geometry"), new], ignore_index=True)
     locations = locations.sort_values("location_id", kind="stable").reset_index(drop=True)
+    locations = locations.astype({"epsg": np.int32, "x0": float, "y0": float, "source_order": np.int16})
     x0, y0 = locations["x0"].to_numpy(), locations["y0"].to_numpy()
     squares = shapely.box(x0, y0 - side, x0 + side, y0)
     patches = _membership(locations, squares, grid, side)
     counts = patches["location_id"].value_counts()
     locations["n_timestamps"] = locations["location_id"].map(counts).fillna(0).astype(np.int32)
-    locations = locations.astype({"epsg": np.int32, "source_order": np.int16})
     geometry = to_lonlat(squares, locations["epsg"].to_numpy())
     locations = gpd.GeoDataFrame(locations, geometry=geometry, crs=4326)[LOCATION_COLUMNS]
     before = previous.set_index("location_id")["n_timestamps"]

@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
-import geopandas as gpd
 import numpy as np
 import pytest
-from pyproj import Geod, Transformer
+from pyproj import Geod
 from shapely.geometry import Polygon
 
-from assets.archive.footprint import footprint_from_corners
 from assets.geometry.convex import holds_square
 from assets.geometry.metric import EDGE_MARGIN_M
 from assets.geometry.overlap_graph import build_overlap_graph
-from storage_schemas.enmap_product import utm_epsg_for
 from storage_schemas.plan import PATCH_M
-
-
-def tile(tile_id: str, lon: float, lat: float, side_m: float = 30_000, heading_deg: float = 12.0) -> dict:
-    """A rotated square footprint around (lon, lat), built in its UTM zone like a real scene."""
-    epsg = utm_epsg_for(lon, lat)
-    fwd = Transformer.from_crs(4326, epsg, always_xy=True)
-    inv = Transformer.from_crs(epsg, 4326, always_xy=True)
-    cx, cy = fwd.transform(lon, lat)
-    t = math.radians(heading_deg)
-    h = side_m / 2
-    corners = [(-h, h), (-h, -h), (h, -h), (h, h)]
-    ring = [
-        inv.transform(cx + x * math.cos(t) - y * math.sin(t), cy + x * math.sin(t) + y * math.cos(t))
-        for x, y in corners
-    ]
-    return {"tile_id": tile_id, "epsg": epsg, "geometry": Polygon(ring)}
-
-
-def frame(rows: list[dict]) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=4326)
+from tests.geometry.footprints import frame, tile
 
 
 def test_overlapping_tiles_are_joined_and_distant_ones_are_not():
@@ -75,8 +51,7 @@ def test_holds_square_is_exact_for_axis_aligned_rectangles():
 
 def test_antimeridian_tiles_overlap_each_other():
     a, b = tile("A", 179.99, -16.8), tile("B", -179.98, -16.78)
-    for t in (a, b):
-        t["geometry"], _ = footprint_from_corners(list(t["geometry"].exterior.coords)[:4])
+    assert a["crosses_antimeridian"] and b["crosses_antimeridian"]
     graph = build_overlap_graph(frame([a, b]))
     assert len(graph.edges) == 1
     assert graph.edges["area_m2"].iloc[0] > 5e8

@@ -165,19 +165,3 @@ def test_dagster_job_execute_builds_the_catalog(sim_layout, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "RUN_SUCCESS" in proc.stdout + proc.stderr
     assert len(read_tiles(sim_layout.tiles)) > 0
-
-
-def test_overlap_graph_materialises_after_the_catalog(sim_layout):
-    from assets.geometry.defs import tile_overlap_graph
-
-    result = materialize([tile_catalog, tile_overlap_graph], resources=_resources(sim_layout))
-    assert result.success
-    meta = result.asset_materializations_for_node("tile_overlap_graph")[0].metadata
-    tiles = read_tiles(sim_layout.tiles)
-    assert meta["tiles"].value == len(tiles)
-    import pandas as pd
-
-    edges = pd.read_parquet(sim_layout.root / "plan" / "overlap_graph.parquet")
-    assert len(edges) == meta["edges"].value
-    assert set(edges["tile_a"]) | set(edges["tile_b"]) <= set(tiles["tile_id"])
-    assert (edges["tile_a"] < edges["tile_b"]).all()
