@@ -51,6 +51,7 @@ format:
 
 bench: setup
 	$(BIN)/python benchmarks/catalog.py
+	$(BIN)/python benchmarks/plan.py
 
 clean-data:
 	rm -rf $(SPECTRAL_DATA_ROOT)

@@ -50,10 +50,15 @@ def footprint_from_corners(corners: Sequence[tuple[float, float]]) -> tuple[Base
     polygon = shapely.geometry.polygon.orient(polygon, sign=1.0)
     if not split:
         return polygon, False
+    return split_at_antimeridian(polygon), True
+
+
+def split_at_antimeridian(polygon: BaseGeometry) -> MultiPolygon:
+    """A polygon given in longitudes unwrapped past 180 as its two parts on either side of it."""
     east = polygon.intersection(box(-180.0, -90.0, 180.0, 90.0))
     west = shapely.affinity.translate(polygon.intersection(box(180.0, -90.0, 540.0, 90.0)), xoff=-360.0)
     parts = [g for part in (east, west) for g in getattr(part, "geoms", [part]) if g.area > 0]
-    return MultiPolygon(parts), True
+    return MultiPolygon(parts)
 
 
 def geodesic_area_m2(geometry: BaseGeometry) -> float:

@@ -40,8 +40,9 @@ from storage_schemas.plan import PATCH_M
 
 DEFAULT_BEAM = 2
 REPROJECTION_SLACK_M = 1.0
-BATCH_TILES = 2_000
-"""Components are grouped into Dask tasks of about this many tiles (a larger component alone)."""
+BATCH_TILES = 500
+"""Components are grouped into Dask tasks of about this many tiles (a larger component alone),
+largest components first so that the longest task starts first."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def search_component(
     )
     common_of = {key: neighbours[key[0]] & neighbours[key[1]] for key, _, _ in kept}
     tile_bounds = shapely.bounds(polys)
-    frontier = kept
+    frontier = apply_beam(kept, beam)  # every pair is kept; the largest are extended
     order = 2
     while frontier:
         order += 1
@@ -231,7 +232,9 @@ def component_tasks(
     tasks: list[ComponentTask] = []
     batch: list[tuple] = []
     size = 0
-    for name, edges in edges_of:
+    sizes = graph.components.value_counts()
+    for name in sorted(edges_of.groups, key=lambda c: (-sizes[c], c)):
+        edges = edges_of.get_group(name)
         ids = tuple(sorted(members_of.get_group(name).index))
         rows = by_id.loc[list(ids)]
         batch.append(

@@ -19,6 +19,8 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 
+from assets.archive.footprint import split_at_antimeridian
+
 EDGE_MARGIN_M = 30.0
 """One pixel: how far inside its footprint a location must stay."""
 
@@ -43,10 +45,7 @@ def project(geometries: np.ndarray, epsg: int) -> np.ndarray:
     bounds = shapely.bounds(geometries)
     split = (bounds[:, 0] <= -180.0) & (bounds[:, 2] >= 180.0)
     if split.any():
-        unwrapped = shapely.transform(
-            geometries[split],
-            lambda xy: np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360, xy[:, 0]), xy[:, 1]]),
-        )
+        unwrapped = shapely.transform(geometries[split], _unwrap)
         geometries[split] = [shapely.union_all(shapely.get_parts(g)) for g in unwrapped]
     return transform(geometries, 4326, epsg)
 
@@ -59,7 +58,17 @@ def to_lonlat(geometries: np.ndarray, epsgs: np.ndarray) -> np.ndarray:
     for code in np.unique(epsgs):
         sel = epsgs == code
         out[sel] = transform(geometries[sel], int(code), 4326)
+    bounds = shapely.bounds(out)
+    wraps = np.flatnonzero(bounds[:, 2] - bounds[:, 0] > 180.0)  # across the antimeridian
+    for i in wraps:
+        unwrapped = shapely.transform(out[i], _unwrap)
+        out[i] = split_at_antimeridian(unwrapped)
     return out
+
+
+def _unwrap(xy: np.ndarray) -> np.ndarray:
+    """Longitudes west of 0 moved past 180, so a footprint across the antimeridian is one piece."""
+    return np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360.0, xy[:, 0]), xy[:, 1]])
 
 
 def valid_areas(footprints: np.ndarray, epsg: int, margin_m: float = EDGE_MARGIN_M) -> np.ndarray:

@@ -171,3 +171,13 @@ def test_growth_keeps_every_earlier_location_and_matches_a_rebuild(simulated):
     again, _ = plan_for(tiles, previous=grown.locations)
     assert again.growth["new_locations"] == 0
     pd.testing.assert_frame_equal(again.locations, grown.locations)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_growth_keeps_the_invariants_in_every_edge_case(case):
+    rows = CASES[case]
+    tiles = frame(rows)
+    first, _ = plan_for(frame(rows[::2]))
+    grown, _ = plan_for(tiles, previous=first.locations)
+    assert_invariants(grown, tiles)
+    assert set(first.locations["location_id"]) <= set(grown.locations["location_id"])
