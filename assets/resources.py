@@ -63,6 +63,8 @@ def _client_map(client) -> MapFn:
     def run(f: Callable, items: Sequence) -> list:
         if not items:
             return []
-        return client.gather(client.map(f, items, pure=False))
+        # ship the inputs as data, not inside the task graph (large graphs slow the scheduler)
+        scattered = client.scatter(list(items))
+        return client.gather(client.map(f, scattered, pure=False))
 
     return run

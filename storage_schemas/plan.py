@@ -17,6 +17,8 @@ the metric CRS ``epsg`` it was computed in.
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 PLAN_VERSION = "1"
@@ -64,3 +66,9 @@ PATCH_SCHEMA = pa.schema(
 def location_id(epsg: int, x0: float, y0: float) -> str:
     """The id of the window with upper-left corner (x0, y0) in ``epsg``: CRS and origin, nothing else."""
     return f"{int(epsg)}_{round(x0)}_{round(y0)}"
+
+
+def location_ids(epsg: pd.Series, x0: pd.Series, y0: pd.Series) -> pd.Series:
+    """:func:`location_id` for whole columns at once."""
+    as_text = [pd.Series(np.round(np.asarray(v, dtype=float)).astype(np.int64)).astype(str) for v in (x0, y0)]
+    return pd.Series(np.asarray(epsg, dtype=np.int64)).astype(str) + "_" + as_text[0] + "_" + as_text[1]

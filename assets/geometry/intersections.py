@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from assets.gc_pause import gc_paused
 from assets.geometry.convex import holds_square
 from assets.geometry.metric import EDGE_MARGIN_M, home_epsg, transform, valid_areas
 from assets.geometry.overlap_graph import OverlapGraph
@@ -191,7 +192,8 @@ def search_task(task: ComponentTask) -> tuple[list[dict], SearchStats]:
         footprints = shapely.from_wkb(np.asarray(wkbs, dtype=object))
         crs = home_epsg(epsgs)
         polygons = valid_areas(footprints, crs, task.margin_m)
-        kept, stats = search_component(ids, polygons, edges, task.beam, task.side_m)
+        with gc_paused():
+            kept, stats = search_component(ids, polygons, edges, task.beam, task.side_m)
         total = total + stats
         homes = np.asarray([home_epsg(epsgs[m] for m in members) for members, _, _ in kept], dtype=np.int64)
         metric = np.asarray([poly for _, poly, _ in kept], dtype=object)

@@ -28,11 +28,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from assets.gc_pause import gc_paused
 from assets.geometry.convex import contains_squares, padded_rings
 from assets.geometry.metric import EDGE_MARGIN_M, to_lonlat, transformer, valid_areas
 from assets.geometry.overlap_graph import candidate_pairs
 from assets.geometry.packing import BlockIndex, Rect, free_rows, pack
-from storage_schemas.plan import LOCATION_COLUMNS, PATCH_M, PIXEL_M, location_id
+from storage_schemas.plan import LOCATION_COLUMNS, PATCH_M, PIXEL_M, location_ids
 
 FOREIGN_PAD_M = 1.0
 """Extra margin around a window's bounding box in a neighbouring zone."""
@@ -279,12 +280,13 @@ def build_patch_plan(
     seconds["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    placement.place(_Cuts.of(intersections, grid))
+    with gc_paused():
+        placement.place(_Cuts.of(intersections, grid))
     seconds["place"] = time.perf_counter() - t
 
     t = time.perf_counter()
     new = pd.DataFrame(placement.placed, columns=["epsg", "x0", "y0", "source_order", "source_tiles"])
-    new["location_id"] = [location_id(*row) for row in zip(new["epsg"], new["x0"], new["y0"], strict=True)]
+    new["location_id"] = location_ids(new["epsg"], new["x0"], new["y0"])
     locations = pd.concat([previous.drop(columns="geometry"), new], ignore_index=True)
     locations = locations.sort_values("location_id", kind="stable").reset_index(drop=True)
     locations = locations.astype({"epsg": np.int32, "x0": float, "y0": float, "source_order": np.int16})
