@@ -20,6 +20,7 @@ import shapely
 from pyproj import Transformer
 
 from assets.archive.footprint import split_at_antimeridian
+from storage_schemas.plan import PATCH_M
 
 EDGE_MARGIN_M = 30.0
 """One pixel: how far inside its footprint a location must stay."""
@@ -77,6 +78,12 @@ def valid_areas(footprints: np.ndarray, epsg: int, margin_m: float = EDGE_MARGIN
     if margin_m <= 0:
         return metric
     return shapely.buffer(metric, -margin_m, join_style="mitre")
+
+
+def window_polygons(x0, y0, side: float = PATCH_M) -> np.ndarray:
+    """Windows given by their upper-left corners (x0, y0) as polygons in their own CRS."""
+    x0, y0 = np.asarray(x0, dtype=float), np.asarray(y0, dtype=float)
+    return shapely.box(x0, y0 - side, x0 + side, y0)
 
 
 def home_epsg(epsgs: Iterable[int]) -> int:

@@ -49,7 +49,6 @@ class BlockIndex:
         self.band = band_m
         self._bands: dict[int, list[Rect]] = {}
         self._widest = 0.0
-        self.size = 0
 
     def _span(self, bottom: float, top: float) -> range:
         return range(math.floor(bottom / self.band), math.floor(top / self.band) + 1)
@@ -58,7 +57,6 @@ class BlockIndex:
         for b in self._span(rect[1], rect[3]):
             bisect.insort(self._bands.setdefault(b, []), rect)
         self._widest = max(self._widest, rect[2] - rect[0])
-        self.size += 1
 
     def overlapping(self, left: float, bottom: float, right: float, top: float) -> list[Rect]:
         """Rectangles whose interior meets the box's interior (touching edges do not count),

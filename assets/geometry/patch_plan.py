@@ -30,7 +30,7 @@ import shapely
 
 from assets.gc_pause import gc_paused
 from assets.geometry.convex import contains_squares, padded_rings
-from assets.geometry.metric import EDGE_MARGIN_M, to_lonlat, transformer, valid_areas
+from assets.geometry.metric import EDGE_MARGIN_M, to_lonlat, transformer, valid_areas, window_polygons
 from assets.geometry.overlap_graph import candidate_pairs
 from assets.geometry.packing import BlockIndex, Rect, free_rows, pack
 from storage_schemas.plan import LOCATION_COLUMNS, PATCH_M, PIXEL_M, location_ids
@@ -130,7 +130,8 @@ class _Placement:
             index = self.indexes[epsg]
             cells = pack(rows, i, float(cuts.phase_x[i]), index, self.side)
             if cells and not cuts.convex[i]:  # rows were cut on the hull: keep what truly fits
-                boxes = shapely.box(*np.array([_square(x, y, self.side) for x, y in cells]).T)
+                xy = np.asarray(cells)
+                boxes = window_polygons(xy[:, 0], xy[:, 1], self.side)
                 cells = [
                     c for c, ok in zip(cells, shapely.contains(cuts.polygons[i], boxes), strict=True) if ok
                 ]
@@ -291,7 +292,7 @@ def build_patch_plan(
     locations = locations.sort_values("location_id", kind="stable").reset_index(drop=True)
     locations = locations.astype({"epsg": np.int32, "x0": float, "y0": float, "source_order": np.int16})
     x0, y0 = locations["x0"].to_numpy(), locations["y0"].to_numpy()
-    squares = shapely.box(x0, y0 - side, x0 + side, y0)
+    squares = window_polygons(x0, y0, side)
     patches = _membership(locations, squares, grid, side)
     counts = patches["location_id"].value_counts()
     locations["n_timestamps"] = locations["location_id"].map(counts).fillna(0).astype(np.int32)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from assets.geometry.metric import EDGE_MARGIN_M, transform, valid_areas
+from assets.geometry.metric import EDGE_MARGIN_M, transform, valid_areas, window_polygons
 from storage_schemas.plan import PATCH_M
 
 CROSS_ZONE_TOLERANCE_M2 = 1.0
@@ -19,8 +19,7 @@ CROSS_ZONE_TOLERANCE_M2 = 1.0
 
 
 def _squares(locations: pd.DataFrame, side: float) -> np.ndarray:
-    x0, y0 = locations["x0"].to_numpy(), locations["y0"].to_numpy()
-    return shapely.box(x0, y0 - side, x0 + side, y0)
+    return window_polygons(locations["x0"], locations["y0"], side)
 
 
 def overlapping_locations(locations: pd.DataFrame, side: float = PATCH_M) -> list[tuple[str, str]]:
