@@ -12,7 +12,8 @@ from assets.archive.defs import (
     unreadable_share,
 )
 from assets.geometry.defs import patch_plan, patch_plan_is_valid, temporal_intersections, tile_overlap_graph
-from pipelines.jobs import catalog_job, tile_quality_job
+from assets.patches.defs import patch_store, tile_patches
+from pipelines.jobs import catalog_job, tile_quality_job, tiles_job
 from pipelines.resources import resources_for
 from pipelines.schedules import nightly_catalog_schedule
 from pipelines.sensors import enmap_tiles_sensor
@@ -25,9 +26,11 @@ defs = Definitions(
         tile_overlap_graph,
         temporal_intersections,
         patch_plan,
+        patch_store,
+        tile_patches,
     ],
     asset_checks=[catalog_is_consistent, unreadable_share, patch_plan_is_valid],
-    jobs=[catalog_job, tile_quality_job],
+    jobs=[catalog_job, tile_quality_job, tiles_job],
     schedules=[nightly_catalog_schedule],
     sensors=[enmap_tiles_sensor],
     resources=resources_for(),

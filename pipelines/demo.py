@@ -30,7 +30,7 @@ def main() -> int:
     if not catalog.success:
         print("catalog_job failed; see `make ui` for the run log", file=sys.stderr)
         return 1
-    tile_job = defs.resolve_job_def("tile_quality_job")
+    tile_job = defs.resolve_job_def("tiles_job")
     runs, cursor = 0, None
     while True:
         context = build_sensor_context(instance=instance, cursor=cursor, resources={"data_root": data_root})

@@ -6,16 +6,27 @@ from dagster import AssetSelection, define_asset_job
 
 from assets.archive.defs import tile_catalog, tile_quality
 from assets.geometry.defs import patch_plan, temporal_intersections, tile_overlap_graph
+from assets.patches.defs import patch_store, tile_patches
 
 catalog_job = define_asset_job(
     "catalog_job",
-    selection=AssetSelection.assets(tile_catalog, tile_overlap_graph, temporal_intersections, patch_plan),
+    selection=AssetSelection.assets(
+        tile_catalog, tile_overlap_graph, temporal_intersections, patch_plan, patch_store
+    ),
     description="Scan the EnMAP archive into the tile catalog (new and changed products only), then "
-    "grow the patch plan: overlap graph, temporal intersections (Algorithm 1), locations and patches.",
+    "grow the patch plan: overlap graph, temporal intersections (Algorithm 1), locations and patches, "
+    "and give the new patches slots in the patch store.",
 )
 
 tile_quality_job = define_asset_job(
     "tile_quality_job",
     selection=AssetSelection.assets(tile_quality),
     description="Per-tile quality and quicklooks for a range of enmap_tiles partitions.",
+)
+
+tiles_job = define_asset_job(
+    "tiles_job",
+    selection=AssetSelection.assets(tile_quality, tile_patches),
+    description="Per tile, for a range of enmap_tiles partitions: quality and quicklook, then the tile's "
+    "patches into the store. The enmap_tiles sensor requests it for new tiles.",
 )

@@ -15,14 +15,14 @@ from assets.archive.catalog_io import read_tiles
 from assets.archive.defs import TILES_PER_RUN, enmap_tiles
 from assets.archive.tile_registry import plan_registration
 from assets.resources import DataRoot
-from pipelines.jobs import tile_quality_job
+from pipelines.jobs import tiles_job
 
 MAX_NEW_TILES_PER_TICK = 2048
 """Bounds one tick's work; the rest is picked up by the next ticks (the cursor says so)."""
 
 
 @sensor(
-    job=tile_quality_job,
+    job=tiles_job,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
     description="Adds the catalog's new tiles to the enmap_tiles partitions in batches and requests one "

@@ -89,6 +89,16 @@ class DataLayout:
         return self.root / "tiles"
 
     @property
+    def store(self) -> Path:
+        """The patch store (Zarr v3, layout in ``storage_schemas.patch_store``)."""
+        return self.root / "stores" / "spectral_earth.zarr"
+
+    @property
+    def releases(self) -> Path:
+        """``<version>/`` folders of the SpectralEarth release and the ``LATEST`` pointer."""
+        return self.root / "releases" / "spectral_earth"
+
+    @property
     def extract_cache(self) -> Path:
         """Where members that cannot be read in place (compressed ZIPs inside ZIPs) are unpacked."""
         return self.root / "cache" / "extracted"

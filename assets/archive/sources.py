@@ -15,6 +15,7 @@ import os
 import re
 import zipfile
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -169,6 +170,21 @@ def nested_path(outer: str, inner: str) -> str:
 def vsi_nested(outer_vsi: str, inner: str) -> str:
     """GDAL path of a ZIP inside a ZIP, usable as the base of further /vsizip/ members."""
     return f"{{/vsizip/{outer_vsi}/{inner}}}"
+
+
+def is_in_zip(product_path: str) -> bool:
+    return is_zip_name(product_path.split(ZIP_SEPARATOR)[0])
+
+
+@contextmanager
+def open_zip_member(root: Path, product_path: str, member: str) -> Iterator[tuple[zipfile.ZipInfo, BinaryIO]]:
+    """A member of a ZIP product (nested ZIPs included) as a Python stream, with its ZipInfo."""
+    outer, *inner = product_path.split(ZIP_SEPARATOR)
+    with ExitStack() as stack:
+        archive = stack.enter_context(zipfile.ZipFile(root / outer))
+        for name in inner:
+            archive = stack.enter_context(zipfile.ZipFile(stack.enter_context(archive.open(name))))
+        yield archive.getinfo(member), stack.enter_context(archive.open(member))
 
 
 def gdal_path_of(root: Path, product_path: str, member: str) -> str:

@@ -1,1 +1,1 @@
-"""Stage `patches`: not built yet (see the open issues and DESIGN.md)."""
+"""The patch stage: the Zarr patch store, per-tile patchifying, and the SpectralEarth release."""

@@ -33,7 +33,7 @@ def _resources(layout: DataLayout, workers: int = 0) -> dict:
 def test_definitions_load_with_jobs_schedule_and_sensor():
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"catalog_job", "tile_quality_job"}
     assert defs.resolve_schedule_def("nightly_catalog_schedule").cron_schedule == "0 2 * * *"
-    assert defs.resolve_sensor_def("enmap_tiles_sensor").job_name == "tile_quality_job"
+    assert defs.resolve_sensor_def("enmap_tiles_sensor").job_name == "tiles_job"
 
 
 def test_tile_catalog_materialises_with_metadata_and_checks(sim_layout):

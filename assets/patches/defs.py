@@ -1,0 +1,163 @@
+"""Dagster definitions of the patch stage: store allocation -> per-tile patches -> release."""
+
+import time
+
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from assets.archive.catalog_io import read_tiles
+from assets.archive.defs import TILES_PER_RUN, enmap_tiles
+from assets.geometry.defs import patch_plan
+from assets.geometry.plan_io import read_locations, read_patches
+from assets.patches.patchify import TileJob, patchify_or_explain
+from assets.patches.store import StoreBands, allocate, create_store, open_store, read_slots, remove_store
+from assets.patches.tile_pixels import TILE_INPUTS
+from assets.resources import DaskCluster, DataRoot
+from assets.ui_metadata import png_markdown
+from storage_schemas.band_filter import BAND_FILTERS
+from storage_schemas.enmap_product import operational_band_table
+from storage_schemas.patch_store import PATCHES_PER_SHARD, StoreLayoutError
+
+SENSOR = "enmap"
+DEFAULT_MAX_MASKED = 0.1
+"""Drop a patch when more than this share of it is nodata, cloud, cloud shadow or haze."""
+
+
+class StoreConfig(Config):
+    recreate: bool = Field(
+        False,
+        description="Delete the store and allocate it anew from the plan (after a full rebuild of the plan, "
+        "or to leave an older layout version). Every tile_patches partition must then run again.",
+    )
+
+
+@asset(
+    deps=[patch_plan],
+    group_name="patches",
+    kinds={"zarr"},
+    description="The patch store's layout and slot allocation (stores/spectral_earth.zarr, Zarr v3): every "
+    "plan patch gets a slot, in whole shards per tile, so tile partitions write disjoint files. Growth "
+    "appends shards; nothing moves.",
+)
+def patch_store(
+    context: AssetExecutionContext, config: StoreConfig, data_root: DataRoot
+) -> MaterializeResult:
+    layout = data_root.layout()
+    band_filter = BAND_FILTERS[SENSOR]
+    if config.recreate:
+        remove_store(layout.store)
+    if not (layout.store / "zarr.json").exists():
+        table = operational_band_table()
+        create_store(
+            layout.store, StoreBands.select(table.wavelength_nm, table.fwhm_nm, band_filter), band_filter
+        )
+        context.log.info(f"created {layout.store}")
+    try:
+        group = open_store(layout.store, mode="r+")
+    except StoreLayoutError as exc:
+        raise Failure(description=str(exc)) from None
+    started = time.perf_counter()
+    allocation = allocate(group, read_patches(layout.patches), read_locations(layout.locations))
+    slots = allocation.total_slots
+    return MaterializeResult(
+        metadata={
+            "slots": slots,
+            "shards": slots // PATCHES_PER_SHARD,
+            "new_slots": len(allocation.new_slots),
+            "tiles_given_slots": allocation.tiles_extended,
+            "bands": int(group["wavelength"].shape[0]),
+            "band_filter": band_filter.name,
+            "seconds": round(time.perf_counter() - started, 2),
+            "path": MetadataValue.path(str(layout.store)),
+        }
+    )
+
+
+class TilePatchesConfig(Config):
+    max_masked_fraction: float = Field(
+        DEFAULT_MAX_MASKED,
+        ge=0.0,
+        le=1.0,
+        description="Drop a patch when more than this share of its pixels is nodata, cloud, cloud shadow or "
+        "haze (QL masks); the drop and its reason are recorded in the tile's commit record.",
+    )
+
+
+@asset(
+    partitions_def=enmap_tiles,
+    deps=[patch_store],
+    group_name="patches",
+    kinds={"zarr"},
+    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
+    description="Per tile: read the image once, keep the SpectralEarth bands, cut its planned patches, mask "
+    "nodata, cloud, shadow and haze, drop mostly-masked patches, write the tile's own shards of the store "
+    "and "
+    "commit it. Tiles of one run are processed in parallel on the Dask client.",
+)
+def tile_patches(
+    context: AssetExecutionContext, config: TilePatchesConfig, data_root: DataRoot, dask: DaskCluster
+) -> MaterializeResult:
+    layout = data_root.layout()
+    try:
+        group = open_store(layout.store)
+    except (FileNotFoundError, StoreLayoutError) as exc:
+        raise Failure(description=str(exc)) from None
+    catalog = read_tiles(layout.tiles).set_index("tile_id", drop=False)
+    keys = list(context.partition_keys)
+    unknown = [k for k in keys if k not in catalog.index]
+    if unknown:
+        raise Failure(description=f"tiles not in {layout.tiles}: {', '.join(unknown[:10])}")
+    slots = read_slots(group)
+    slots = slots[slots["tile_id"].isin(keys)]
+    by_tile = dict(tuple(slots.groupby("tile_id")))
+    empty = slots.iloc[0:0]
+    jobs = [
+        TileJob(
+            layout.store,
+            layout.archive,
+            row,
+            by_tile.get(row["tile_id"], empty),
+            BAND_FILTERS[SENSOR],
+            config.max_masked_fraction,
+        )
+        for row in catalog.loc[keys, TILE_INPUTS].to_dict("records")
+    ]
+    started = time.perf_counter()
+    with dask.map_fn() as map_fn:
+        outcomes = map_fn(patchify_or_explain, jobs)
+    failed = 0
+    for outcome in outcomes:
+        if outcome.error:
+            failed += 1
+            context.log.error(f"tile {outcome.tile_id}: {outcome.error}")
+            context.add_asset_metadata({"error": outcome.error}, partition_key=outcome.tile_id)
+            continue
+        if outcome.faults:
+            context.log.warning(f"tile {outcome.tile_id}: masked faulty pixels {outcome.faults}")
+        context.add_asset_metadata(
+            {
+                "patches_written": outcome.written,
+                "patches_dropped": outcome.dropped,
+                "drop_reasons": MetadataValue.json(outcome.drop_reasons),
+                "pixel_faults": MetadataValue.json(outcome.faults),
+                "patch_mb": outcome.patch_mb,
+                "seconds_read": outcome.seconds["read"],
+                "seconds_cut_and_write": outcome.seconds["cut_and_write"],
+                "quicklook": png_markdown(outcome.quicklook_png, outcome.tile_id),
+            },
+            partition_key=outcome.tile_id,
+        )
+    context.log.info(
+        f"{len(keys) - failed} of {len(keys)} tiles written in {time.perf_counter() - started:.1f} s"
+    )
+    if failed == len(keys):
+        raise Failure(description=f"all {failed} tiles of this run failed; see the log")
+    return MaterializeResult()

@@ -1,0 +1,181 @@
+"""The per-tile step: read a tile once, cut and clean its patches, write its shards, commit.
+
+Order matters for crash safety: (1) take the tile's writer lock, (2) read and check the tile (a
+bad tile fails here and leaves its previous commit, if any, untouched), (3) withdraw the old
+commit record, (4) remove leftovers of a killed earlier attempt, (5) write every shard the tile
+owns in full, (6) write the commit record. Shard and record contents depend only on the tile, the
+plan and the settings, so any attempt that reaches (6) leaves the same bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from assets.archive.quality import RGB_NM, quicklook_png
+from assets.patches.commit import TileBusyError, tile_lock, withdraw_commit, write_commit
+from assets.patches.cutting import Window, band_sums, cut, patch_hash
+from assets.patches.store import open_store, store_bands
+from assets.patches.tile_pixels import TileError, TilePixels, read_tile
+from storage_schemas.band_filter import BandFilter
+from storage_schemas.enmap_product import NODATA
+from storage_schemas.patch_store import (
+    COMMITS,
+    LAYOUT_VERSION,
+    OUTCOME_DROPPED,
+    OUTCOME_WRITTEN,
+    PATCHES_PER_SHARD,
+    REFLECTANCE,
+    CommitRecord,
+)
+
+QUICKLOOK_PX = 96
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """One tile's work: its catalog row and the slots the store gave it."""
+
+    store: Path
+    archive: Path
+    row: dict
+    slots: pd.DataFrame
+    """Columns slot, location_id, epsg, x0, y0, same_grid (padding slots have location_id '')."""
+    band_filter: BandFilter
+    max_masked: float
+
+
+@dataclass
+class TileOutcome:
+    tile_id: str
+    written: int = 0
+    dropped: int = 0
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    patch_mb: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+    quicklook_png: bytes = b""
+    error: str = ""
+
+
+def patchify_or_explain(job: TileJob) -> TileOutcome:
+    """:func:`patchify_tile`, with a bad tile turned into an outcome carrying the error, so that
+    one bad tile never fails the other tiles of a run."""
+    try:
+        return patchify_tile(job)
+    except (TileError, TileBusyError) as exc:
+        return TileOutcome(job.row["tile_id"], error=str(exc))
+    except Exception as exc:  # a fault nobody foresaw still names the tile and stays with it
+        return TileOutcome(
+            job.row["tile_id"], error=f"{job.row['product_path']}: {type(exc).__name__}: {exc}"
+        )
+
+
+def patchify_tile(job: TileJob) -> TileOutcome:
+    tile_id = job.row["tile_id"]
+    started = time.perf_counter()
+    group = open_store(job.store, mode="r+")
+    reflectance = group[REFLECTANCE]
+    with tile_lock(job.store, tile_id):
+        tile = read_tile(job.archive, job.row, store_bands(group), job.band_filter)
+        read_s = time.perf_counter() - started
+        withdraw_commit(job.store, tile_id)
+        shards = sorted({int(s) // PATCHES_PER_SHARD for s in job.slots["slot"]})
+        _remove_leftovers(job.store, tile_id, shards)
+        record, outcome = _cut_and_write(job, tile, reflectance, shards)
+        write_s = time.perf_counter() - started - read_s
+        write_commit(job.store, record)
+    outcome.seconds = {"read": round(read_s, 3), "cut_and_write": round(write_s, 3)}
+    outcome.quicklook_png = _quicklook(tile)
+    return outcome
+
+
+def _cut_and_write(
+    job: TileJob, tile: TilePixels, reflectance: zarr.Array, shards: list[int]
+) -> tuple[CommitRecord, TileOutcome]:
+    n_bands = tile.data.shape[0]
+    sums = np.zeros(n_bands, dtype=object)
+    sumsq = np.zeros(n_bands, dtype=object)
+    valid_pixels = 0
+    entries = []
+    reasons: Counter[str] = Counter()
+    slots = job.slots.set_index("slot")
+    for shard in shards:
+        first = shard * PATCHES_PER_SHARD
+        block = np.full((PATCHES_PER_SHARD, n_bands, *reflectance.shape[2:]), NODATA, dtype=np.int16)
+        for slot in range(first, first + PATCHES_PER_SHARD):
+            if slot not in slots.index or slots.at[slot, "location_id"] == "":
+                continue
+            s = slots.loc[slot]
+            window = Window(int(s["epsg"]), float(s["x0"]), float(s["y0"]), bool(s["same_grid"]))
+            result = cut(tile, window, job.max_masked)
+            if result.pixels is None:
+                entries.append(
+                    (slot, s["location_id"], OUTCOME_DROPPED, result.reason, result.masked_fraction, "")
+                )
+                reasons[result.reason.split(" (")[0].split(" >")[0]] += 1
+                continue
+            block[slot - first] = result.pixels
+            total, squares = band_sums(result.pixels, result.valid)
+            sums += total.astype(object)
+            sumsq += squares.astype(object)
+            valid_pixels += int(result.valid.sum())
+            entries.append(
+                (
+                    slot,
+                    s["location_id"],
+                    OUTCOME_WRITTEN,
+                    "",
+                    result.masked_fraction,
+                    patch_hash(result.pixels),
+                )
+            )
+        reflectance[first : first + PATCHES_PER_SHARD] = block
+    written = [e for e in entries if e[2] == OUTCOME_WRITTEN]
+    record = CommitRecord(
+        tile_id=job.row["tile_id"],
+        product_name=job.row["product_name"],
+        layout_version=LAYOUT_VERSION,
+        band_filter=job.band_filter.name,
+        slots=[int(e[0]) for e in entries],
+        location_ids=[str(e[1]) for e in entries],
+        outcomes=[e[2] for e in entries],
+        reasons=[e[3] for e in entries],
+        masked_fraction=[round(float(e[4]), 6) for e in entries],
+        patch_hashes=[e[5] for e in entries],
+        valid_pixels=valid_pixels,
+        band_sum=[int(v) for v in sums],
+        band_sumsq=[int(v) for v in sumsq],
+        faults=dict(sorted(tile.faults.items())),
+    )
+    outcome = TileOutcome(
+        tile_id=record.tile_id,
+        written=len(written),
+        dropped=len(entries) - len(written),
+        drop_reasons=dict(reasons),
+        faults=tile.faults,
+        patch_mb=round(len(written) * n_bands * reflectance.shape[2] * reflectance.shape[3] * 2 / 1e6, 2),
+    )
+    return record, outcome
+
+
+def _remove_leftovers(store: Path, tile_id: str, shards: list[int]) -> None:
+    """Temporary files a killed attempt left behind (Zarr's ``*.partial``, the record's ``.tmp``)."""
+    for shard in shards:
+        for leftover in (store / REFLECTANCE / "c" / str(shard) / "0" / "0").glob("0.*.partial"):
+            leftover.unlink(missing_ok=True)
+    for leftover in (store / COMMITS).glob(f".{tile_id}.json.*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _quicklook(tile: TilePixels) -> bytes:
+    """A small true-colour view of the tile's kept bands, for the partition's metadata."""
+    step = max(1, max(tile.data.shape[1:]) // QUICKLOOK_PX)
+    bands = [int(np.argmin(np.abs(tile.wavelength_nm - nm))) for nm in RGB_NM]
+    return quicklook_png(tile.data[bands, ::step, ::step])
