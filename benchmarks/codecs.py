@@ -1,6 +1,6 @@
 """Zarr v3 codec for the patch store's ``reflectance`` chunks: ratio against write and read speed.
 
-    .venv/bin/python benchmarks/codecs.py [--quick] [--patches 32] [--repeats 3] [--cap 4] [--reads 100]
+    .venv/bin/python benchmarks/codecs.py [--quick] [--patches 16] [--repeats 3] [--cap 3] [--reads 50]
                                           [--sim-tiles 2] [--sim-size 512] [--seed 0] [--cold]
                                           [--write-min 300] [--read-share 0.5] [--tmp DIR]
 
@@ -30,14 +30,16 @@ store's, and recorded in ``patch_store.CODEC`` and ``CODEC_CHOICE``.
   no nodata, cycled to fill the patches. Its noise model decides its ratio, so it checks the
   ranking rather than the absolute numbers.
 
-Method, per dataset and codec: write ``--patches`` patches (default 32, about one tile's worth:
-the paper averages 46 patches per tile) into a fresh sharded array on local disk
-(``zarr.create_array(..., compressors=codec)``) with one call per shard, as a tile partition
-does; read everything back (checked lossless); read ``--reads`` random single patches
-(``arr[i]`` on an array opened once, the training access). Each measurement is repeated
-``--repeats`` times and the median reported, except that no further repeat starts once one
-measurement has taken ``--cap`` seconds (only the codecs far too slow to be eligible; the
-``runs`` column says). MB are 10^6 bytes of int16 patch data. Writes are not fsynced (neither
+Method, per dataset and codec: write ``--patches`` patches (default 16, 106 MB; chunks are
+encoded one by one, so the count hardly moves the rates) into a fresh sharded array on local
+disk (``zarr.create_array(..., compressors=codec)``) with one call per shard, as a tile partition
+does (a tile fills part of its shard: the paper averages 46 patches per tile); read everything
+back (checked lossless); read ``--reads`` random single patches (``arr[i]`` on an array opened
+once, the training access). Each measurement is repeated ``--repeats`` times and the median
+reported, in rounds (every codec once, then every codec again) so that a burst of load from
+other processes spoils a few runs of many codecs instead of every run of one; no further run of
+a measurement starts once it has taken ``--cap`` seconds in all (only codecs far too slow to be
+eligible; the ``runs`` column says). MB are 10^6 bytes of int16 patch data. Writes are not fsynced (neither
 are the pipeline's); reads hit the page cache unless ``--cold`` evicts the store's files first
 (fsync + POSIX_FADV_DONTNEED), so by default the read columns measure decoding and the ratio
 stands for the I/O saved. The machine's load average is printed: on a shared 2-core machine
@@ -254,77 +256,99 @@ def evict(path: Path) -> None:
                 os.close(fd)
 
 
-def repeat(run: Callable[[], float], repeats: int, cap_s: float) -> list[float]:
-    """Seconds of up to ``repeats`` runs of ``run``; no further run once ``cap_s`` seconds are spent."""
-    seconds: list[float] = []
-    while len(seconds) < repeats and sum(seconds) <= cap_s:
-        seconds.append(run())
-    return seconds
+class Trial:
+    """One codec on one dataset: its store on disk and the seconds of every timed run so far."""
 
+    def __init__(self, cand: Candidate, data: np.ndarray, path: Path, reads: int, seed: int, cold: bool):
+        self.cand, self.data, self.path, self.cold = cand, data, path, cold
+        self.indexes = [int(i) for i in np.random.default_rng(seed).integers(0, len(data), reads)]
+        self.seconds: dict[str, list[float]] = {"write": [], "read": [], "patches": []}
+        self.cpus: list[float] = []
+        self.stored = 0
 
-def measure(cand: Candidate, data: np.ndarray, args: argparse.Namespace, scratch: Path) -> Row:
-    n = len(data)
-    mb = n * PATCH_MB
-    path = scratch / "store.zarr"
-    cpus: list[float] = []
+    def wants(self, kind: str, repeats: int, cap_s: float) -> bool:
+        """Another run of ``kind``? Up to ``repeats``, and none once ``cap_s`` seconds are spent."""
+        done = self.seconds[kind]
+        return len(done) < repeats and sum(done) <= cap_s
 
-    def write() -> float:
-        shutil.rmtree(path, ignore_errors=True)
+    def write(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        n = len(self.data)
         wall, cpu = time.perf_counter(), time.process_time()
         arr = zarr.create_array(
-            store=str(path),
-            shape=data.shape,
+            store=str(self.path),
+            shape=self.data.shape,
             chunks=CHUNK,
             shards=SHARD,
             dtype=DTYPE,
             fill_value=FILL,
-            filters=cand.filters(),
-            compressors=cand.compressor() if cand.compressor else None,
+            filters=self.cand.filters(),
+            compressors=self.cand.compressor() if self.cand.compressor else None,
         )
         for start in range(0, n, PATCHES_PER_SHARD):  # one call per shard, as a tile partition writes
-            arr[start : start + PATCHES_PER_SHARD] = data[start : start + PATCHES_PER_SHARD]
+            arr[start : start + PATCHES_PER_SHARD] = self.data[start : start + PATCHES_PER_SHARD]
         seconds = time.perf_counter() - wall
-        cpus.append((time.process_time() - cpu) / seconds)
-        return seconds
+        self.seconds["write"].append(seconds)
+        self.cpus.append((time.process_time() - cpu) / seconds)
+        self.stored = disk_bytes(self.path)
 
-    def read_all() -> float:
-        if args.cold:
-            evict(path)
-        arr = zarr.open_array(str(path), mode="r")
+    def read(self) -> None:
+        arr = self._open()
         t = time.perf_counter()
         back = arr[:]
-        seconds = time.perf_counter() - t
-        if not np.array_equal(back, data):
-            raise AssertionError(f"{cand.name}: read back differs from what was written")
-        return seconds
+        self.seconds["read"].append(time.perf_counter() - t)
+        if not np.array_equal(back, self.data):
+            raise AssertionError(f"{self.cand.name}: read back differs from what was written")
 
-    indexes = [int(i) for i in np.random.default_rng(args.seed).integers(0, n, args.reads)]
-
-    def read_patches() -> float:
-        if args.cold:
-            evict(path)
-        arr = zarr.open_array(str(path), mode="r")
+    def read_patches(self) -> None:
+        arr = self._open()
         t = time.perf_counter()
-        for i in indexes:
+        for i in self.indexes:
             arr[i]
-        return time.perf_counter() - t
+        self.seconds["patches"].append(time.perf_counter() - t)
 
-    writes = repeat(write, args.repeats, args.cap)
-    stored = disk_bytes(path)
-    reads = repeat(read_all, args.repeats, args.cap)
-    patch_reads = repeat(read_patches, args.repeats, args.cap)
-    shutil.rmtree(path, ignore_errors=True)
-    return Row(
-        name=cand.name,
-        extra=cand.extra,
-        ratio=data.nbytes / stored,
-        disk_mb=stored / 1e6,
-        write_mbps=mb / statistics.median(writes),
-        write_cpu=statistics.median(cpus),
-        read_mbps=mb / statistics.median(reads),
-        patch_reads_per_s=args.reads / statistics.median(patch_reads),
-        runs=f"{len(writes)}/{len(reads)}/{len(patch_reads)}",
-    )
+    def _open(self) -> zarr.Array:
+        if self.cold:
+            evict(self.path)
+        return zarr.open_array(str(self.path), mode="r")
+
+    def row(self) -> Row:
+        mb = len(self.data) * PATCH_MB
+        median = {kind: statistics.median(s) for kind, s in self.seconds.items()}
+        return Row(
+            name=self.cand.name,
+            extra=self.cand.extra,
+            ratio=self.data.nbytes / self.stored,
+            disk_mb=self.stored / 1e6,
+            write_mbps=mb / median["write"],
+            write_cpu=statistics.median(self.cpus),
+            read_mbps=mb / median["read"],
+            patch_reads_per_s=len(self.indexes) / median["patches"],
+            runs="/".join(str(len(s)) for s in self.seconds.values()),
+        )
+
+
+def run_dataset(data: np.ndarray, args: argparse.Namespace, scratch: Path) -> list[Row]:
+    """Every codec on ``data``, in rounds: round r times every codec once more, so that a burst of
+    load from other processes lands on a few runs of many codecs, which the medians drop, rather
+    than on all runs of one codec."""
+    trials = [
+        Trial(cand, data, scratch / f"{i:02d}.zarr", args.reads, args.seed, args.cold)
+        for i, cand in enumerate(candidates())
+    ]
+    for round_ in range(args.repeats):
+        for trial in trials:
+            if trial.wants("write", args.repeats, args.cap):
+                trial.write()
+            if trial.wants("read", args.repeats, args.cap):
+                trial.read()
+            if trial.wants("patches", args.repeats, args.cap):
+                trial.read_patches()
+        print(f"  round {round_ + 1}/{args.repeats} done, {load()}", flush=True)
+    rows = [trial.row() for trial in trials]
+    for trial in trials:
+        shutil.rmtree(trial.path, ignore_errors=True)
+    return rows
 
 
 def choose(rows: list[Row], write_min: float, read_share: float) -> Row:
@@ -396,10 +420,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     arg = parser.add_argument
     arg("--quick", action="store_true", help="4 patches, 1 repeat, 8 reads, 1 small simulated tile: < 1 min")
-    arg("--patches", type=int, default=32, help="patches per dataset (64 fill one shard)")
+    arg("--patches", type=int, default=16, help="patches per dataset (64 fill one shard)")
     arg("--repeats", type=int, default=3, help="timed runs per measurement (median reported)")
-    arg("--cap", type=float, default=4.0, help="no further repeat once a measurement took this many s")
-    arg("--reads", type=int, default=100, help="random single-patch reads per run")
+    arg("--cap", type=float, default=3.0, help="no further run once a measurement took this many s")
+    arg("--reads", type=int, default=50, help="random single-patch reads per run")
     arg("--sim-tiles", type=int, default=2)
     arg("--sim-size", type=int, default=512, help="simulated tile size, px")
     arg("--seed", type=int, default=0)
@@ -423,23 +447,18 @@ def main() -> None:
         }
         print(
             f"{args.patches} patches per dataset ({args.patches * PATCH_MB:.0f} MB), "
-            f"{args.repeats} repeat(s) (capped at {args.cap:g} s), {args.reads} random patch reads per run, "
+            f"{args.repeats} round(s) (capped at {args.cap:g} s), {args.reads} random patch reads per run, "
             f"{'cold' if args.cold else 'warm'} page cache, zarr {zarr.__version__}, {os.cpu_count()} CPUs",
             flush=True,
         )
         # Untimed: the first write of a process pays for thread pools and fresh page-cache pages.
-        warm_up = argparse.Namespace(**{**vars(args), "repeats": 1, "reads": 1})
-        measure(candidates()[0], real, warm_up, scratch)
+        warm_up = Trial(candidates()[0], real, scratch / "warm-up.zarr", 1, args.seed, cold=False)
+        warm_up.write()
+        warm_up.read()
+        shutil.rmtree(warm_up.path)
         for title, data in datasets.items():
             print(f"{title.split(':')[0]}: {load()}", flush=True)
-            rows = []
-            for cand in candidates():
-                rows.append(r := measure(cand, data, args, scratch))
-                print(
-                    f"  {r.name}: ratio {r.ratio:.3f}, write {r.write_mbps:.0f} MB/s, "
-                    f"read {r.read_mbps:.0f} MB/s, {r.patch_reads_per_s:.0f} patch/s",
-                    flush=True,
-                )
+            rows = run_dataset(data, args, scratch)
             results[title] = (rows, choose(rows, args.write_min, args.read_share))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

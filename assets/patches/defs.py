@@ -13,13 +13,11 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.archive.catalog_io import read_tiles
 from assets.archive.defs import TILES_PER_RUN, enmap_tiles
 from assets.geometry.defs import patch_plan
 from assets.geometry.plan_io import read_locations, read_patches
-from assets.patches.patchify import TileJob, patchify_or_explain
-from assets.patches.store import StoreBands, allocate, create_store, open_store, read_slots, remove_store
-from assets.patches.tile_pixels import TILE_INPUTS
+from assets.patches.patchify import patchify_or_explain, tile_jobs
+from assets.patches.store import StoreBands, allocate, create_store, open_store, remove_store
 from assets.resources import DaskCluster, DataRoot
 from assets.ui_metadata import png_markdown
 from storage_schemas.band_filter import BAND_FILTERS
@@ -107,29 +105,14 @@ def tile_patches(
 ) -> MaterializeResult:
     layout = data_root.layout()
     try:
-        group = open_store(layout.store)
+        open_store(layout.store)
     except (FileNotFoundError, StoreLayoutError) as exc:
         raise Failure(description=str(exc)) from None
-    catalog = read_tiles(layout.tiles).set_index("tile_id", drop=False)
     keys = list(context.partition_keys)
-    unknown = [k for k in keys if k not in catalog.index]
-    if unknown:
-        raise Failure(description=f"tiles not in {layout.tiles}: {', '.join(unknown[:10])}")
-    slots = read_slots(group)
-    slots = slots[slots["tile_id"].isin(keys)]
-    by_tile = dict(tuple(slots.groupby("tile_id")))
-    empty = slots.iloc[0:0]
-    jobs = [
-        TileJob(
-            layout.store,
-            layout.archive,
-            row,
-            by_tile.get(row["tile_id"], empty),
-            BAND_FILTERS[SENSOR],
-            config.max_masked_fraction,
-        )
-        for row in catalog.loc[keys, TILE_INPUTS].to_dict("records")
-    ]
+    try:
+        jobs = tile_jobs(layout, keys, BAND_FILTERS[SENSOR], config.max_masked_fraction)
+    except ValueError as exc:
+        raise Failure(description=str(exc)) from None
     started = time.perf_counter()
     with dask.map_fn() as map_fn:
         outcomes = map_fn(patchify_or_explain, jobs)

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 import zarr
 
+from assets.archive.catalog_io import read_tiles
 from assets.archive.quality import RGB_NM, quicklook_png
 from assets.patches.commit import TileBusyError, tile_lock, withdraw_commit, write_commit
 from assets.patches.cutting import Window, band_sums, cut, patch_hash
-from assets.patches.store import open_store, store_bands
-from assets.patches.tile_pixels import TileError, TilePixels, read_tile
+from assets.patches.store import open_store, read_slots, store_bands
+from assets.patches.tile_pixels import TILE_INPUTS, TileError, TilePixels, read_tile
 from storage_schemas.band_filter import BandFilter
 from storage_schemas.enmap_product import NODATA
 from storage_schemas.patch_store import (
@@ -34,6 +35,7 @@ from storage_schemas.patch_store import (
     REFLECTANCE,
     CommitRecord,
 )
+from storage_schemas.paths import DataLayout
 
 QUICKLOOK_PX = 96
 
@@ -62,6 +64,32 @@ class TileOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
     quicklook_png: bytes = b""
     error: str = ""
+
+
+def tile_jobs(
+    layout: DataLayout, tile_ids: list[str], band_filter: BandFilter, max_masked: float
+) -> list[TileJob]:
+    """The jobs of some catalog tiles, with the slots the store gave them (none for a tile the
+    plan found no patch in). ValueError names tiles the catalog does not hold."""
+    catalog = read_tiles(layout.tiles).set_index("tile_id", drop=False)
+    unknown = [t for t in tile_ids if t not in catalog.index]
+    if unknown:
+        raise ValueError(f"tiles not in {layout.tiles}: {', '.join(unknown[:10])}")
+    slots = read_slots(open_store(layout.store))
+    slots = slots[slots["tile_id"].isin(tile_ids)]
+    by_tile = dict(tuple(slots.groupby("tile_id")))
+    rows = catalog.loc[tile_ids, TILE_INPUTS].to_dict("records")
+    return [
+        TileJob(
+            layout.store,
+            layout.archive,
+            row,
+            by_tile.get(row["tile_id"], slots.iloc[0:0]),
+            band_filter,
+            max_masked,
+        )
+        for row in rows
+    ]
 
 
 def patchify_or_explain(job: TileJob) -> TileOutcome:
