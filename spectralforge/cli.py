@@ -2,7 +2,8 @@
 
 ``simulate`` writes an archive (or only its catalog) for demos, tests and benchmarks; ``scan``
 builds the catalog without Dagster (the same code the ``tile_catalog`` asset runs); ``summary``
-prints what a catalog holds.
+prints what a catalog holds; ``validate`` checks a patch store; ``export`` writes a release in the
+published SpectralEarth file layout.
 """
 
 from __future__ import annotations
@@ -94,6 +95,18 @@ def catalog_summary(layout: DataLayout) -> str:
     return "\n".join(lines)
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from storage_schemas.store_validator import validate_store
+
+    report = validate_store(Path(args.store), deep=args.deep)
+    for key, value in report.summary.items():
+        print(f"{key:<22} {value}")
+    for problem in report.problems:
+        print(f"PROBLEM  {problem}")
+    print(f"{report.path}: {'valid' if report.ok else f'{len(report.problems)} problem(s)'}")
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spectralforge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print what the catalog under SPECTRAL_DATA_ROOT holds")
     summary.set_defaults(run=_summary)
+
+    validate = sub.add_parser("validate", help="check that a folder is an intact patch store of this layout")
+    validate.add_argument("store", help="path of the store, e.g. data/stores/spectral_earth.zarr")
+    validate.add_argument("--deep", action="store_true", help="also re-hash every committed patch")
+    validate.set_defaults(run=_validate)
     return parser
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import xxhash
 
 from storage_schemas.enmap_product import NODATA
 from storage_schemas.plan import PATCH_PX, PIXEL_M
@@ -86,8 +87,10 @@ OUTCOME_WRITTEN = "written"
 OUTCOME_DROPPED = "dropped"
 
 
-def shard_of(slot: int) -> int:
-    return slot // PATCHES_PER_SHARD
+def patch_hash(patch: np.ndarray) -> str:
+    """Content hash of a patch's pixels (band, y, x order, little-endian int16): XXH3-128, which
+    runs at memory speed (a cryptographic hash would cost more than compressing the patch)."""
+    return xxhash.xxh3_128_hexdigest(memoryview(np.ascontiguousarray(patch, dtype="<i2")).cast("B"))
 
 
 def transform_of(x0: float, y0: float) -> tuple[float, float, float, float, float, float]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import xxhash
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject, transform_bounds
@@ -142,9 +141,3 @@ def band_sums(patch: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 _BAND_BLOCK = 8
-
-
-def patch_hash(patch: np.ndarray) -> str:
-    """Content hash of a patch's pixels (band, y, x order, little-endian int16): XXH3-128, which
-    runs at memory speed (a cryptographic hash would cost more than compressing the patch)."""
-    return xxhash.xxh3_128_hexdigest(memoryview(np.ascontiguousarray(patch, dtype="<i2")).cast("B"))

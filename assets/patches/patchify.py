@@ -21,7 +21,7 @@ import zarr
 from assets.archive.catalog_io import read_tiles
 from assets.archive.quality import RGB_NM, quicklook_png
 from assets.patches.commit import TileBusyError, tile_lock, withdraw_commit, write_commit
-from assets.patches.cutting import Window, band_sums, cut, patch_hash
+from assets.patches.cutting import Window, band_sums, cut
 from assets.patches.store import open_store, read_slots, store_bands
 from assets.patches.tile_pixels import TILE_INPUTS, TileError, TilePixels, read_tile
 from storage_schemas.band_filter import BandFilter
@@ -34,6 +34,7 @@ from storage_schemas.patch_store import (
     PATCHES_PER_SHARD,
     REFLECTANCE,
     CommitRecord,
+    patch_hash,
 )
 from storage_schemas.paths import DataLayout
 

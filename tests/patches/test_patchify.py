@@ -16,6 +16,7 @@ from assets.patches.store import open_store, read_slots
 from storage_schemas.band_filter import SPECTRAL_EARTH
 from storage_schemas.enmap_product import NODATA, operational_band_table
 from storage_schemas.patch_store import CommitRecord
+from storage_schemas.store_validator import validate_store
 from tests.patches.helpers import planned_tiles, run_tiles
 
 
@@ -57,6 +58,8 @@ def test_written_patches_are_the_source_pixels_with_masked_pixels_as_nodata(plan
         masked = flagged | (image == NODATA).any(axis=0)
         assert np.array_equal(patch[:, ~masked], image[:, ~masked])
         assert (patch[:, masked] == NODATA).all()
+    report = validate_store(planned.store, deep=True)
+    assert report.ok and report.summary["committed_patches"] == sum(o.written for o in outcomes), report
     operational = operational_band_table().wavelength_nm
     assert np.allclose(ds["wavelength"].values, operational[SPECTRAL_EARTH.indexes(operational)], atol=0.01)
 
