@@ -6,7 +6,7 @@ from dagster import AssetSelection, define_asset_job
 
 from assets.archive.defs import tile_catalog, tile_quality
 from assets.geometry.defs import patch_plan, temporal_intersections, tile_overlap_graph
-from assets.patches.defs import patch_store, tile_patches
+from assets.patches.defs import patch_store, spectral_earth, tile_patches
 
 catalog_job = define_asset_job(
     "catalog_job",
@@ -29,4 +29,10 @@ tiles_job = define_asset_job(
     selection=AssetSelection.assets(tile_quality, tile_patches),
     description="Per tile, for a range of enmap_tiles partitions: quality and quicklook, then the tile's "
     "patches into the store. The enmap_tiles sensor requests it for new tiles.",
+)
+
+release_job = define_asset_job(
+    "release_job",
+    selection=AssetSelection.assets(spectral_earth),
+    description="Publish a SpectralEarth release of the committed tiles: index, statistics, STAC, figures.",
 )

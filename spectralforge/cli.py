@@ -107,6 +107,20 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _export(args: argparse.Namespace) -> int:
+    from assets.patches.export import export_release
+    from assets.patches.release_publish import ReleaseNotFoundError
+
+    layout = DataLayout.from_env()
+    try:
+        summary = export_release(layout, args.release, Path(args.out), workers=args.workers)
+    except ReleaseNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"exported release {summary.version}: {summary.files} GeoTIFFs under {summary.out}/enmap/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spectralforge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("store", help="path of the store, e.g. data/stores/spectral_earth.zarr")
     validate.add_argument("--deep", action="store_true", help="also re-hash every committed patch")
     validate.set_defaults(run=_validate)
+
+    export = sub.add_parser("export", help="write a release in a published file layout")
+    export.add_argument("dataset", choices=["spectral-earth"], help="what to export")
+    export.add_argument("--release", default="latest", help="release version, or 'latest'")
+    export.add_argument(
+        "--out", required=True, help="folder to write DIR/enmap/<location_id>/<tile_id>.tif into"
+    )
+    export.add_argument("--workers", type=int, default=2)
+    export.set_defaults(run=_export)
     return parser
 
 

@@ -1,15 +1,21 @@
 """Dagster definitions of the patch stage: store allocation -> per-tile patches -> release."""
 
+import json
 import time
 
 from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
     AssetExecutionContext,
     BackfillPolicy,
     Config,
+    DataVersion,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
+    asset_check,
 )
 from pydantic import Field
 
@@ -17,12 +23,15 @@ from assets.archive.defs import TILES_PER_RUN, enmap_tiles
 from assets.geometry.defs import patch_plan
 from assets.geometry.plan_io import read_locations, read_patches
 from assets.patches.patchify import patchify_or_explain, tile_jobs
+from assets.patches.release import collect_release
+from assets.patches.release_publish import publish_release, release_folder
 from assets.patches.store import StoreBands, allocate, create_store, open_store, remove_store
 from assets.resources import DaskCluster, DataRoot
 from assets.ui_metadata import png_markdown
 from storage_schemas.band_filter import BAND_FILTERS
 from storage_schemas.enmap_product import operational_band_table
 from storage_schemas.patch_store import PATCHES_PER_SHARD, StoreLayoutError
+from storage_schemas.release import MANIFEST
 
 SENSOR = "enmap"
 DEFAULT_MAX_MASKED = 0.1
@@ -144,3 +153,69 @@ def tile_patches(
     if failed == len(keys):
         raise Failure(description=f"all {failed} tiles of this run failed; see the log")
     return MaterializeResult()
+
+
+@asset(
+    deps=[tile_patches],
+    group_name="patches",
+    kinds={"zarr", "stac", "geoparquet"},
+    description="The versioned SpectralEarth release of the committed tiles "
+    "(releases/spectral_earth/<version>/): patch and location index, exact per-band statistics, a STAC "
+    "Collection with stac-geoparquet items, and the paper's figures. The version is a hash of the content.",
+)
+def spectral_earth(context: AssetExecutionContext, data_root: DataRoot) -> MaterializeResult:
+    layout = data_root.layout()
+    started = time.perf_counter()
+    try:
+        content = collect_release(
+            layout.store, read_locations(layout.locations), read_patches(layout.patches)
+        )
+    except (FileNotFoundError, StoreLayoutError) as exc:
+        raise Failure(description=str(exc)) from None
+    if content.index.empty:
+        raise Failure(
+            description=f"no committed patches in {layout.store}: run the tile_patches partitions first"
+        )
+    published = publish_release(layout, content)
+    counts = content.counts
+    if counts["tiles_in_plan_not_committed"]:
+        context.log.warning(
+            f"{counts['tiles_in_plan_not_committed']} planned tiles have no commit record yet "
+            "(not written, or failed: see their tile_patches partitions); the release holds the committed "
+            "ones"
+        )
+    figures = published.figures
+    multi = int((content.locations["n_timestamps"] > 1).sum())
+    return MaterializeResult(
+        data_version=DataVersion(published.version),
+        metadata={
+            "version": published.version,
+            "newly_published": published.created,
+            "dagster/row_count": counts["patches"],
+            **counts,
+            "multitemporal_share": round(multi / max(len(content.locations), 1), 4),
+            "seconds": round(time.perf_counter() - started, 2),
+            "path": MetadataValue.path(str(published.folder)),
+            "coverage_map": png_markdown(figures["coverage"], "Figure 3: coverage"),
+            "timestamps_per_location": png_markdown(
+                figures["timestamps"], "Figure 6: timestamps per location"
+            ),
+            "patches_per_month": png_markdown(figures["months"], "Figure 17: patches per month"),
+            "pca_mosaic": png_markdown(figures["mosaic"], "Figure 2: first three principal components"),
+        },
+    )
+
+
+@asset_check(
+    asset=spectral_earth,
+    description="Warns when planned tiles are missing from the release (not written yet, or failed).",
+)
+def release_covers_the_plan(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
+    layout = data_root.layout()
+    manifest = json.loads((release_folder(layout, "latest") / MANIFEST).read_text())
+    counts = manifest["counts"]
+    return AssetCheckResult(
+        passed=counts["tiles_in_plan_not_committed"] == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={k: counts[k] for k in ("tiles_in_plan", "tiles_committed", "tiles_in_plan_not_committed")},
+    )

@@ -336,16 +336,19 @@ def write_items_geoparquet(
     items: Iterable[Mapping[str, Any] | pystac.Item],
     path: Path,
     collection: pystac.Collection | None = None,
-    chunk_size: int = 65_536,
+    chunk_size: int = 16_384,
 ) -> None:
     """``items.parquet``: stac-geoparquet 1.0 (GeoParquet 1.1, zstd), one file, written atomically.
 
     Items are parsed ``chunk_size`` at a time (one Parquet row group each): the parser deep-copies
     every item, so parsing all at once would hold two copies of half a million items in memory.
-    The first chunk fixes the schema; the items of ``build_items`` all share it. ``collection``,
-    when given, is embedded in the file metadata (``stac-geoparquet`` key), so the file alone
-    says what it belongs to.
+    Pass ``iter_items(...)`` rather than a list and only one chunk of items exists at a time.
+    The first chunk fixes the schema (a later chunk that differs raises); the items of
+    ``iter_items`` all share it. ``collection``, when given, is embedded in the file metadata
+    (``stac-geoparquet`` key), so the file alone says what it belongs to.
     """
+    # imported here: stac_geoparquet pulls in pyarrow.dataset, psutil and orjson, which the code
+    # location need not load to list its assets
     from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
     stream = iter(items)

@@ -1,0 +1,158 @@
+"""Write a release folder: ``releases/spectral_earth/<version>/`` (contract: storage_schemas.release).
+
+The folder is built under a temporary name and renamed into place, so a reader sees a whole
+release or none. A version that already exists is the same content (the version is its hash) and
+is not written again. ``LATEST`` is replaced last. Nothing written depends on the clock, so the
+same content gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from assets.atomic_files import replace_atomically, write_geoparquet, write_parquet
+from assets.geometry.plan_report import histogram_png
+from assets.patches.release import ReleaseContent
+from assets.patches.release_figures import (
+    acquisitions_per_month_png,
+    coverage_map_png,
+    pca_mosaic_png,
+    pick_mosaic_slots,
+)
+from assets.patches.release_stac import build_collection, iter_items, write_collection, write_items_geoparquet
+from assets.patches.store import open_store
+from storage_schemas.patch_store import LAYOUT_VERSION, REFLECTANCE
+from storage_schemas.paths import DataLayout
+from storage_schemas.release import (
+    COLLECTION,
+    FIGURES,
+    ITEMS,
+    LATEST,
+    LOCATIONS,
+    MANIFEST,
+    PATCH_INDEX,
+    PATCH_INDEX_SCHEMA,
+    STATISTICS,
+)
+
+MOSAIC_PATCHES = 24
+FIGURE_FILES = {
+    "coverage": "coverage_map.png",
+    "timestamps": "timestamps_per_location.png",
+    "months": "acquisitions_per_month.png",
+    "mosaic": "pca_mosaic.png",
+}
+"""The paper's Figure 3, Figure 6, Figure 17 and Figure 2."""
+
+
+@dataclass(frozen=True)
+class PublishedRelease:
+    folder: Path
+    version: str
+    created: bool
+    """False when the same version was already published."""
+    figures: dict[str, bytes]
+
+
+def publish_release(layout: DataLayout, content: ReleaseContent) -> PublishedRelease:
+    final = layout.releases / content.version
+    if (final / MANIFEST).is_file():
+        _point_latest(layout, content.version)
+        figures = {k: (final / FIGURES / f).read_bytes() for k, f in FIGURE_FILES.items()}
+        return PublishedRelease(final, content.version, False, figures)
+    tmp = layout.releases / f".{content.version}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / FIGURES).mkdir(parents=True)
+    try:
+        figures = _write_release(layout, content, tmp)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _point_latest(layout, content.version)
+    return PublishedRelease(final, content.version, True, figures)
+
+
+def _write_release(layout: DataLayout, content: ReleaseContent, folder: Path) -> dict[str, bytes]:
+    index = content.index
+    write_parquet(
+        pa.Table.from_pandas(index, schema=PATCH_INDEX_SCHEMA, preserve_index=False), folder / PATCH_INDEX
+    )
+    write_geoparquet(content.locations, folder / LOCATIONS)
+    content.statistics.to_csv(folder / STATISTICS, index=False, float_format="%.6f")
+    store_href = os.path.relpath(layout.store, layout.releases / content.version)
+    bands = content.statistics[["band", "wavelength_nm", "fwhm_nm"]]
+    collection = build_collection(
+        content.version, index, content.locations, bands, content.statistics, store_href
+    )
+    write_items_geoparquet(
+        iter_items(content.version, index, content.locations, store_href), folder / ITEMS, collection
+    )
+    write_collection(collection, folder / COLLECTION)
+    figures = {
+        "coverage": coverage_map_png(content.locations),
+        "timestamps": histogram_png(content.locations["n_timestamps"]),
+        "months": acquisitions_per_month_png(index["time"], unit="patches"),
+        "mosaic": pca_mosaic_png(_mosaic_patches(layout.store, index)),
+    }
+    for key, png in figures.items():
+        (folder / FIGURES / FIGURE_FILES[key]).write_bytes(png)
+    manifest = {
+        "name": "SpectralEarth",
+        "version": content.version,
+        "store": os.path.relpath(layout.store, layout.root),
+        "store_layout_version": LAYOUT_VERSION,
+        "band_filter": content.band_filter,
+        "counts": content.counts,
+        "statistics": {
+            "file": STATISTICS,
+            "valid_pixels": int(content.statistics["valid_pixels"].iloc[0]) if len(content.statistics) else 0,
+        },
+        "scale": "reflectance x 10000, nodata -32768",
+        "files": {
+            p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
+        },
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return figures
+
+
+def _mosaic_patches(store: Path, index) -> np.ndarray:
+    slots = pick_mosaic_slots(index, n=MOSAIC_PATCHES)
+    reflectance = open_store(store)[REFLECTANCE]
+    if not slots:
+        return np.zeros((0, *reflectance.shape[1:]), dtype=np.int16)
+    return np.stack([reflectance[s] for s in slots])
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _point_latest(layout: DataLayout, version: str) -> None:
+    replace_atomically(layout.releases / LATEST, lambda tmp: Path(tmp).write_text(version + "\n"))
+
+
+class ReleaseNotFoundError(LookupError):
+    pass
+
+
+def release_folder(layout: DataLayout, version: str) -> Path:
+    """The folder of a release, ``latest`` meaning the one ``LATEST`` names."""
+    if version == "latest":
+        pointer = layout.releases / LATEST
+        if not pointer.is_file():
+            raise ReleaseNotFoundError(f"{pointer}: no release yet (materialise spectral_earth)")
+        version = pointer.read_text().strip()
+    folder = layout.releases / version
+    if not (folder / MANIFEST).is_file():
+        known = sorted(p.name for p in layout.releases.glob("*") if (p / MANIFEST).is_file())
+        raise ReleaseNotFoundError(f"{folder}: no such release; known: {', '.join(known) or 'none'}")
+    return folder
