@@ -1,8 +1,9 @@
 """``make demo``: materialise every asset through Dagster on the instance under DAGSTER_HOME.
 
 Runs ``catalog_job``, then does what the ``enmap_tiles`` sensor does on a daemon tick (register
-the new tiles as partitions, one run per batch) and runs those batches, so that the UI started
-afterwards with ``make ui`` shows every run. Prints a summary at the end.
+the new tiles as partitions, one run per batch) and runs those batches (quality and patches per
+tile), then ``release_job``, so that the UI started afterwards with ``make ui`` shows every run.
+Prints a summary at the end.
 """
 
 from __future__ import annotations
@@ -47,11 +48,26 @@ def main() -> int:
             if not outcome.success:
                 print(f"tile run {request.run_key} failed; see `make ui`", file=sys.stderr)
         cursor = result.cursor
+    release = defs.resolve_job_def("release_job").execute_in_process(
+        instance=instance, run_config=QUIET, raise_on_error=False
+    )
+    if not release.success:
+        print("release_job failed; see `make ui` for the run log", file=sys.stderr)
+        return 1
+    published = release.asset_materializations_for_node("spectral_earth")[0].metadata
     print()
     print("SpectralForge demo: the archive is simulated (products marked SIMULATED), the pipeline is real.")
     print(catalog_summary(DataLayout.from_env()))
-    print(f"runs         catalog_job + {runs} tile_quality run(s), recorded in {instance.root_directory}")
-    print("next         `make ui` and open http://127.0.0.1:3000 (Assets, Runs, partitions of tile_quality)")
+    print(
+        f"release      spectral_earth {published['version'].value}: {published['patches'].value} patches at "
+        f"{published['locations'].value} locations from {published['tiles_with_patches'].value} tiles "
+        f"({published['patches_dropped'].value} patches dropped as masked)"
+    )
+    print(f"             {published['path'].value}")
+    print(f"store        {DataLayout.from_env().store}")
+    print(f"runs         catalog_job + {runs} tiles_job run(s) + release_job")
+    print(f"             recorded in {instance.root_directory}")
+    print("next         `make ui` and open http://127.0.0.1:3000 (Assets, Runs, partitions of tile_patches)")
     return 0
 
 

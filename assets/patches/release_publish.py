@@ -43,7 +43,9 @@ from storage_schemas.release import (
     STATISTICS,
 )
 
-MOSAIC_PATCHES = 24
+MOSAIC_PATCHES = 16
+MOSAIC_WIDTH_PX = 640
+"""Small enough for the event log: the figure is also metadata of every release."""
 FIGURE_FILES = {
     "coverage": "coverage_map.png",
     "timestamps": "timestamps_per_location.png",
@@ -100,7 +102,7 @@ def _write_release(layout: DataLayout, content: ReleaseContent, folder: Path) ->
         "coverage": coverage_map_png(content.locations),
         "timestamps": histogram_png(content.locations["n_timestamps"]),
         "months": acquisitions_per_month_png(index["time"], unit="patches"),
-        "mosaic": pca_mosaic_png(_mosaic_patches(layout.store, index)),
+        "mosaic": pca_mosaic_png(_mosaic_patches(layout.store, index), width_px=MOSAIC_WIDTH_PX),
     }
     for key, png in figures.items():
         (folder / FIGURES / FIGURE_FILES[key]).write_bytes(png)

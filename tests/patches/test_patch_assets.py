@@ -51,7 +51,7 @@ def released(planned):
 
 
 def test_one_run_writes_many_tiles_with_metadata_per_partition(released):
-    layout, instance, tiles, run, _ = released
+    _, _, tiles, run, _ = released
     events = run.asset_materializations_for_node("tile_patches")
     assert sorted(e.partition for e in events) == sorted(tiles)
     for event in events:
