@@ -71,10 +71,15 @@ class TilePixels:
 
 
 def band_indexes(row: dict, bands: StoreBands, band_filter: BandFilter, where: str) -> np.ndarray:
-    """0-based layers of the tile that fill the store's band axis, in order; TileError if the
-    tile's band table does not give the store's bands."""
+    """0-based layers of the tile that fill the store's band axis, in the store's (wavelength)
+    order; TileError if the tile's band table does not give the store's bands.
+
+    Layer order differs between products: the operational table interleaves VNIR and SWIR by
+    wavelength between 900 and 1000 nm, while the real Potsdam scene (as the EnMAP-Box saved it)
+    has all VNIR layers before the SWIR ones. Matching by wavelength makes both land right."""
     wavelengths = np.asarray(row["wavelength_nm"], dtype=float)
     kept = band_filter.indexes(wavelengths)
+    kept = kept[np.argsort(wavelengths[kept], kind="stable")]
     if len(kept) != len(bands):
         raise TileError(
             f"{where}: {len(wavelengths)} bands give {len(kept)} after the {band_filter.name} filter, "
