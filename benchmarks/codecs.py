@@ -329,19 +329,23 @@ class Trial:
 
 
 def run_dataset(data: np.ndarray, args: argparse.Namespace, scratch: Path) -> list[Row]:
-    """Every codec on ``data``, in rounds: round r times every codec once more, so that a burst of
-    load from other processes lands on a few runs of many codecs, which the medians drop, rather
-    than on all runs of one codec."""
+    """Every codec on ``data``, in rounds: each round times every codec once more, so that a burst
+    of load from other processes lands on a few runs of many codecs, which the medians drop,
+    rather than on all runs of one codec."""
     trials = [
         Trial(cand, data, scratch / f"{i:02d}.zarr", args.reads, args.seed, args.cold)
         for i, cand in enumerate(candidates())
     ]
     for round_ in range(args.repeats):
+        # Writes of all codecs first: a read right after its own write would share the machine with
+        # the kernel writing that store back to disk.
         for trial in trials:
             if trial.wants("write", args.repeats, args.cap):
                 trial.write()
+        for trial in trials:
             if trial.wants("read", args.repeats, args.cap):
                 trial.read()
+        for trial in trials:
             if trial.wants("patches", args.repeats, args.cap):
                 trial.read_patches()
         print(f"  round {round_ + 1}/{args.repeats} done, {load()}", flush=True)

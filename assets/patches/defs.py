@@ -184,6 +184,11 @@ def spectral_earth(context: AssetExecutionContext, data_root: DataRoot) -> Mater
             "(not written, or failed: see their tile_patches partitions); the release holds the committed "
             "ones"
         )
+    if content.tiles_behind:
+        context.log.warning(
+            f"{len(content.tiles_behind)} committed tiles have new planned patches that are not written yet; "
+            f"re-run their tile_patches partitions: {', '.join(content.tiles_behind[:20])}"
+        )
     figures = published.figures
     multi = int((content.locations["n_timestamps"] > 1).sum())
     return MaterializeResult(

@@ -35,6 +35,8 @@ class ReleaseContent:
     statistics: pd.DataFrame
     band_filter: dict
     counts: dict[str, int]
+    tiles_behind: list[str]
+    """Committed tiles the plan has since given more patches (re-run their partitions)."""
 
 
 def collect_release(
@@ -64,9 +66,12 @@ def collect_release(
         "tiles_in_plan": int(plan_patches["tile_id"].nunique()),
         "tiles_in_plan_not_committed": len(set(plan_patches["tile_id"]) - set(commits)),
     }
+    used = slots[slots["location_id"] != ""].groupby("tile_id").size()
+    behind = sorted(r.tile_id for r in usable if len(r.slots) < used.get(r.tile_id, 0))
+    counts["tiles_with_unwritten_new_slots"] = len(behind)
     locations = _locations(plan_locations, index)
     version = content_version(index, band_filter, statistics["wavelength_nm"].to_numpy())
-    return ReleaseContent(version, index, locations, statistics, band_filter, counts)
+    return ReleaseContent(version, index, locations, statistics, band_filter, counts, behind)
 
 
 def _index(records: list[CommitRecord], slots: pd.DataFrame, planned: set[tuple[str, str]]) -> pd.DataFrame:
