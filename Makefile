@@ -9,7 +9,7 @@ export ENMAP_ARCHIVE := $(abspath $(or $(ENMAP_ARCHIVE),$(SPECTRAL_DATA_ROOT)/ar
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),$(SPECTRAL_DATA_ROOT)/.dagster))
 
 DEMO_TILES ?= 36
-DEMO_TILE_SIZE ?= 256
+DEMO_TILE_SIZE ?= 384
 DEMO_FAULTS ?= 6
 UI_PORT ?= 3000
 
