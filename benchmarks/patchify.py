@@ -34,7 +34,9 @@ Measured, on the same tiles, in one run (MB are 10^6 bytes):
   lock, commit record, quicklook). Per tile, read-alone and full step alternate, ``--repeats``
   times, and the fastest of each is kept (a machine shared with other work only ever slows a run
   down). ``ratio`` = full-step MB/s / read-alone MB/s. The step is idempotent, so every run
-  rewrites the same shards.
+  rewrites the same shards. For both, the user and system CPU seconds (all threads) and minor page
+  faults of the kept runs (``getrusage``): system time is page faults on fresh buffers and copies
+  out of the page cache, which decides a lot on a VM.
 - compression: uncompressed bytes of the written patches / bytes on disk of the reflectance
   shards (``stores/spectral_earth.zarr/reflectance/c/**``; empty chunks are not stored).
 - workers: the full step over all tiles on ``DaskCluster(n_workers=1)`` and ``n_workers=2``: wall
@@ -42,7 +44,10 @@ Measured, on the same tiles, in one run (MB are 10^6 bytes):
   cluster start-up and a warm-up map (the step's imports and the store opened once per worker) are
   excluded, since a real run pays them once for many tiles. Speed-up = t1 / t2. It is bounded by
   the cores other work leaves free, and the single worker is not single-threaded: Zarr encodes a
-  shard's chunks on a thread pool.
+  shard's chunks on a thread pool. A worker is not the in-process step either: Dask's nanny starts
+  workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (``distributed.nanny.pre-spawn-environ``), which
+  turns off glibc's dynamic mmap threshold, so every buffer over 128 KiB is mapped and
+  page-faulted afresh; the table shows the 1-worker time against the in-process one.
 - random patch reads: the committed tiles become a release (``collect_release`` +
   ``publish_release``) exported to the published layout (``export_release``: one uncompressed
   128 x 128 x 202 GeoTIFF per patch); ``--reads`` seeded random patches (with repeats when the
@@ -65,6 +70,7 @@ import io
 import json
 import os
 import pstats
+import resource
 import shutil
 import tempfile
 import time
@@ -96,6 +102,19 @@ class TileTiming:
     written: int = 0
     dropped: int = 0
     slots: int = 0
+    read_cpu: tuple[float, float, int] = (0.0, 0.0, 0)
+    full_cpu: tuple[float, float, int] = (0.0, 0.0, 0)
+    """User and system CPU seconds (all threads) and minor page faults of the fastest run."""
+
+
+def cpu() -> tuple[float, float, int]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime, usage.ru_minflt
+
+
+def cpu_since(start: tuple[float, float, int]) -> tuple[float, float, int]:
+    now = cpu()
+    return now[0] - start[0], now[1] - start[1], now[2] - start[2]
 
 
 def product_kind(product_path: str) -> str:
@@ -217,12 +236,16 @@ def measure_tiles(layout, jobs: list, repeats: int) -> list[TileTiming]:
             slots=slots,
         )
         for _ in range(repeats):
-            timing.read_s = min(timing.read_s, read_alone(layout, row, bands, job.band_filter))
+            used = cpu()
+            read_s = read_alone(layout, row, bands, job.band_filter)
+            if read_s < timing.read_s:
+                timing.read_s, timing.read_cpu = read_s, cpu_since(used)
+            used = cpu()
             t = time.perf_counter()
             outcome = patchify_tile(job)
             full_s = time.perf_counter() - t
             if full_s < timing.full_s:
-                timing.full_s = full_s
+                timing.full_s, timing.full_cpu = full_s, cpu_since(used)
                 read, cut_write = outcome.seconds["read"], outcome.seconds["cut_and_write"]
                 timing.phases = {"read": read, "cut_and_write": cut_write, "other": full_s - read - cut_write}
             timing.written, timing.dropped = outcome.written, outcome.dropped
@@ -282,6 +305,21 @@ def profile_step(jobs: list, top: int = 15) -> str:
         out.write(f"--- top {top} by {key} ---\n")
         stats.sort_stats(key).print_stats(top)
     return out.getvalue()
+
+
+def store_codec(store: Path) -> str:
+    """The reflectance codec the store was created with (a reused ``--data`` store keeps its own)."""
+    from assets.patches.store import open_store
+    from storage_schemas.patch_store import REFLECTANCE
+
+    parts = []
+    for codec in open_store(store)[REFLECTANCE].compressors:
+        spec = codec.to_dict()
+        config = spec.get("configuration", {})
+        parts.append(
+            " ".join([spec["name"], *(str(config[k]) for k in ("cname", "clevel", "shuffle") if k in config)])
+        )
+    return ", ".join(parts) or "none"
 
 
 def store_disk_bytes(store: Path) -> int:
@@ -416,9 +454,12 @@ def run(args: argparse.Namespace, root: Path) -> None:
     patch_mb = written * n_bands * PATCH_BYTES_PER_BAND / MB
     phases = {k: sum(t.phases[k] for t in timings) for k in ("read", "cut_and_write", "other")}
     read_mbps, full_mbps = image_mb / read_s, image_mb / full_s
+    read_cpu = [sum(x) for x in zip(*(t.read_cpu for t in timings), strict=True)]
+    full_cpu = [sum(x) for x in zip(*(t.full_cpu for t in timings), strict=True)]
     ratio = full_mbps / read_mbps
 
     disk = store_disk_bytes(layout.store)
+    codec = store_codec(layout.store)
     compression = patch_mb * MB / disk if disk else float("nan")
 
     walls = {}
@@ -465,11 +506,21 @@ def run(args: argparse.Namespace, root: Path) -> None:
             for kind, (n, r, f) in by_kind.items()
         ),
         (
+            "  CPU",
+            f"{read_cpu[0]:.1f} + {read_cpu[1]:.1f} s",
+            f"user + system (all threads); {read_cpu[2] / 1e6:.2f} M minor page faults",
+        ),
+        (
             "plain rasterio 224 bands",
             f"{rate(all_mb, plain_s)} MB/s",
             f"ds.read(), {plain_s:.2f} s, {all_mb:,.0f} MB",
         ),
         ("full step (1 worker)", f"{full_mbps:,.0f} MB/s", f"patchify_tile in-process, {full_s:.2f} s"),
+        (
+            "  CPU",
+            f"{full_cpu[0]:.1f} + {full_cpu[1]:.1f} s",
+            f"user + system (all threads); {full_cpu[2] / 1e6:.2f} M minor page faults",
+        ),
         ("  phase read", f"{phases['read']:.2f} s", f"{phases['read'] / full_s:.0%} (TileOutcome.seconds)"),
         (
             "  phase cut_and_write",
@@ -487,10 +538,15 @@ def run(args: argparse.Namespace, root: Path) -> None:
         (
             "compression",
             f"{compression:.2f}x",
-            f"{patch_mb:,.0f} MB of patches in {disk / MB:,.0f} MB of shards",
+            f"{patch_mb:,.0f} MB of patches in {disk / MB:,.0f} MB of shards; {codec}",
         ),
         ("Dask 1 worker", f"{walls[1]:.2f} s", "all tiles, one map; start-up and warm-up excluded"),
         ("Dask 2 workers", f"{walls[2]:.2f} s", f"{os.cpu_count()} CPUs on this machine"),
+        (
+            "Dask 1 worker / in-process",
+            f"{walls[1] / full_s:.2f}",
+            "time; > 1: what the worker process costs",
+        ),
         ("workers speed-up", f"{speedup:.2f}x", "t1 / t2"),
         (
             "release + export",

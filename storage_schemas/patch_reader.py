@@ -16,18 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from collections.abc import Iterable
 from pathlib import Path
 
-import google_crc32c
 import numpy as np
-from numcodecs import blosc
 
-from storage_schemas.patch_store import FILL, REFLECTANCE
-
-EMPTY = 2**64 - 1
-"""Offset and length of a chunk the shard does not store (all fill value)."""
+from storage_schemas.patch_store import FILL, REFLECTANCE, shard_path
+from storage_schemas.shard_codec import EMPTY, decode_chunk, decode_index, index_bytes
 
 
 class UnsupportedStoreError(ValueError):
@@ -36,7 +31,8 @@ class UnsupportedStoreError(ValueError):
 
 class PatchReader:
     def __init__(self, store: Path | str):
-        self.root = Path(store) / REFLECTANCE
+        self.store = Path(store)
+        self.root = self.store / REFLECTANCE
         meta = json.loads((self.root / "zarr.json").read_text())
         self.shape = tuple(meta["shape"])
         self.patch_shape = tuple(meta["shape"][1:])
@@ -56,8 +52,7 @@ class PatchReader:
         if index is None or index[inner, 0] == EMPTY:
             return np.full(self.patch_shape, FILL, dtype=np.int16)
         offset, length = (int(v) for v in index[inner])
-        raw = os.pread(self._files[shard], length, offset)
-        return np.frombuffer(blosc.decompress(raw), dtype="<i2").reshape(self.patch_shape)
+        return decode_chunk(os.pread(self._files[shard], length, offset), self.patch_shape)
 
     def read_many(self, slots: Iterable[int]) -> np.ndarray:
         slots = list(slots)
@@ -81,22 +76,21 @@ class PatchReader:
     def _index(self, shard: int) -> np.ndarray | None:
         if shard in self._indexes:
             return self._indexes[shard]
-        path = self.root / "c" / str(shard) / "0" / "0" / "0"
+        path = shard_path(self.store, shard)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             self._indexes[shard] = None  # a shard never written: every patch in it is fill
             return None
-        size = os.fstat(fd).st_size
-        n = self.per_shard * 16
-        tail = os.pread(fd, n + 4, size - n - 4)
-        (crc,) = struct.unpack("<I", tail[n:])
-        if google_crc32c.value(tail[:n]) != crc:
+        n = index_bytes(self.per_shard)
+        try:
+            index = decode_index(os.pread(fd, n, os.fstat(fd).st_size - n), self.per_shard, str(path))
+        except OSError:
             os.close(fd)
-            raise OSError(f"{path}: shard index checksum mismatch (damaged or half-written shard)")
+            raise
         self._files[shard] = fd
-        self._indexes[shard] = np.frombuffer(tail[:n], dtype="<u8").reshape(self.per_shard, 2)
-        return self._indexes[shard]
+        self._indexes[shard] = index
+        return index
 
 
 def _check_codecs(meta: dict, where: Path) -> int:

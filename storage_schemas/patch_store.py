@@ -95,6 +95,11 @@ OUTCOME_WRITTEN = "written"
 OUTCOME_DROPPED = "dropped"
 
 
+def shard_path(store: Path, shard: int) -> Path:
+    """The file of one ``reflectance`` shard (Zarr v3 default chunk keys: ``c/<i>/0/0/0``)."""
+    return store / REFLECTANCE / "c" / str(shard) / "0" / "0" / "0"
+
+
 def patch_hash(patch: np.ndarray) -> str:
     """Content hash of a patch's pixels (band, y, x order, little-endian int16): XXH3-128, which
     runs at memory speed (a cryptographic hash would cost more than compressing the patch)."""

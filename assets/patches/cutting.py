@@ -44,6 +44,8 @@ class Cut:
     """(bands, 128, 128) int16, masked pixels set to nodata; None when dropped."""
     masked_fraction: float
     reason: str
+    cause: str = ""
+    """Short key of ``reason`` for counting: ``masked`` or ``off_tile``."""
     valid: np.ndarray | None = None
     """(128, 128) bool of the pixels that count in statistics."""
 
@@ -54,7 +56,7 @@ def cut(tile: TilePixels, window: Window, max_masked: float) -> Cut:
     on_grid = window.same_grid and window.epsg == tile.epsg
     found = _slice(tile, window) if on_grid else _resample(tile, window)
     if found is None:
-        return Cut(None, 1.0, "window is not on the tile's pixels")
+        return Cut(None, 1.0, "window is not on the tile's pixels", "off_tile")
     patch, flags = found
     flags["nodata"] = (patch == NODATA).any(axis=0)
     masked = np.zeros((PATCH_PX, PATCH_PX), dtype=bool)
@@ -63,11 +65,10 @@ def cut(tile: TilePixels, window: Window, max_masked: float) -> Cut:
     share = float(masked.mean())
     if share > max_masked:
         parts = ", ".join(f"{MASK_NAMES[k]} {v.mean():.0%}" for k, v in flags.items() if v.any())
-        return Cut(None, share, f"masked {share:.1%} > {max_masked:.0%} ({parts})")
+        return Cut(None, share, f"masked {share:.1%} > {max_masked:.0%} ({parts})", "masked")
     if masked.any():
-        patch = patch.copy()
         patch[:, masked] = NODATA
-    return Cut(patch, share, "", ~masked)
+    return Cut(patch, share, "", "", ~masked)
 
 
 def _slice(tile: TilePixels, w: Window) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
@@ -77,7 +78,8 @@ def _slice(tile: TilePixels, w: Window) -> tuple[np.ndarray, dict[str, np.ndarra
     if col < 0 or row < 0 or col + PATCH_PX > width or row + PATCH_PX > height:
         return None
     rows, cols = slice(row, row + PATCH_PX), slice(col, col + PATCH_PX)
-    return tile.data[:, rows, cols], {k: m[rows, cols] for k, m in tile.masks.items()}
+    # one contiguous copy: the checks, sums, hash and encoder then all read it without copying
+    return np.ascontiguousarray(tile.data[:, rows, cols]), {k: m[rows, cols] for k, m in tile.masks.items()}
 
 
 def _resample(tile: TilePixels, w: Window) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:

@@ -9,6 +9,7 @@ plan and the settings, so any attempt that reaches (6) leaves the same bytes.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import zarr
 
 from assets.archive.catalog_io import read_tiles
 from assets.archive.quality import RGB_NM, quicklook_png
@@ -25,20 +25,23 @@ from assets.patches.cutting import Window, band_sums, cut
 from assets.patches.store import open_store, read_slots, store_bands
 from assets.patches.tile_pixels import TILE_INPUTS, TileError, TilePixels, read_tile
 from storage_schemas.band_filter import BandFilter
-from storage_schemas.enmap_product import NODATA
 from storage_schemas.patch_store import (
     COMMITS,
     LAYOUT_VERSION,
     OUTCOME_DROPPED,
     OUTCOME_WRITTEN,
     PATCHES_PER_SHARD,
-    REFLECTANCE,
     CommitRecord,
     patch_hash,
+    shard_path,
 )
 from storage_schemas.paths import DataLayout
+from storage_schemas.plan import PATCH_PX
+from storage_schemas.shard_codec import encode_chunk, encode_shard
 
 QUICKLOOK_PX = 96
+PARTIAL = ".partial"
+"""Suffix of a shard being written (the same as Zarr-Python's), removed by the next attempt."""
 
 
 @dataclass(frozen=True)
@@ -110,14 +113,13 @@ def patchify_tile(job: TileJob) -> TileOutcome:
     tile_id = job.row["tile_id"]
     started = time.perf_counter()
     group = open_store(job.store, mode="r+")
-    reflectance = group[REFLECTANCE]
     with tile_lock(job.store, tile_id):
         tile = read_tile(job.archive, job.row, store_bands(group), job.band_filter)
         read_s = time.perf_counter() - started
         withdraw_commit(job.store, tile_id)
         shards = sorted({int(s) // PATCHES_PER_SHARD for s in job.slots["slot"]})
         _remove_leftovers(job.store, tile_id, shards)
-        record, outcome = _cut_and_write(job, tile, reflectance, shards)
+        record, outcome = _cut_and_write(job, tile, shards)
         write_s = time.perf_counter() - started - read_s
         write_commit(job.store, record)
     outcome.seconds = {"read": round(read_s, 3), "cut_and_write": round(write_s, 3)}
@@ -125,9 +127,7 @@ def patchify_tile(job: TileJob) -> TileOutcome:
     return outcome
 
 
-def _cut_and_write(
-    job: TileJob, tile: TilePixels, reflectance: zarr.Array, shards: list[int]
-) -> tuple[CommitRecord, TileOutcome]:
+def _cut_and_write(job: TileJob, tile: TilePixels, shards: list[int]) -> tuple[CommitRecord, TileOutcome]:
     n_bands = tile.data.shape[0]
     sums = np.zeros(n_bands, dtype=object)
     sumsq = np.zeros(n_bands, dtype=object)
@@ -137,7 +137,7 @@ def _cut_and_write(
     slots = job.slots.set_index("slot")
     for shard in shards:
         first = shard * PATCHES_PER_SHARD
-        block = np.full((PATCHES_PER_SHARD, n_bands, *reflectance.shape[2:]), NODATA, dtype=np.int16)
+        chunks: list[bytes | None] = [None] * PATCHES_PER_SHARD
         for slot in range(first, first + PATCHES_PER_SHARD):
             if slot not in slots.index or slots.at[slot, "location_id"] == "":
                 continue
@@ -148,24 +148,16 @@ def _cut_and_write(
                 entries.append(
                     (slot, s["location_id"], OUTCOME_DROPPED, result.reason, result.masked_fraction, "")
                 )
-                reasons[result.reason.split(" (")[0].split(" >")[0]] += 1
+                reasons[result.cause] += 1
                 continue
-            block[slot - first] = result.pixels
+            chunks[slot - first] = encode_chunk(result.pixels)
             total, squares = band_sums(result.pixels, result.valid)
             sums += total.astype(object)
             sumsq += squares.astype(object)
             valid_pixels += int(result.valid.sum())
-            entries.append(
-                (
-                    slot,
-                    s["location_id"],
-                    OUTCOME_WRITTEN,
-                    "",
-                    result.masked_fraction,
-                    patch_hash(result.pixels),
-                )
-            )
-        reflectance[first : first + PATCHES_PER_SHARD] = block
+            digest = patch_hash(result.pixels)
+            entries.append((slot, s["location_id"], OUTCOME_WRITTEN, "", result.masked_fraction, digest))
+        _write_shard(job.store, shard, chunks)
     written = [e for e in entries if e[2] == OUTCOME_WRITTEN]
     record = CommitRecord(
         tile_id=job.row["tile_id"],
@@ -189,15 +181,29 @@ def _cut_and_write(
         dropped=len(entries) - len(written),
         drop_reasons=dict(reasons),
         faults=tile.faults,
-        patch_mb=round(len(written) * n_bands * reflectance.shape[2] * reflectance.shape[3] * 2 / 1e6, 2),
+        patch_mb=round(len(written) * n_bands * PATCH_PX * PATCH_PX * 2 / 1e6, 2),
     )
     return record, outcome
 
 
+def _write_shard(store: Path, shard: int, chunks: list[bytes | None]) -> None:
+    """One shard file, atomically (temporary name, then rename); no file when nothing is stored,
+    as Zarr does for a shard of fill values."""
+    path = shard_path(store, shard)
+    if all(c is None for c in chunks):
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}{PARTIAL}")
+    tmp.write_bytes(encode_shard(chunks))
+    os.replace(tmp, path)
+
+
 def _remove_leftovers(store: Path, tile_id: str, shards: list[int]) -> None:
-    """Temporary files a killed attempt left behind (Zarr's ``*.partial``, the record's ``.tmp``)."""
+    """Temporary files a killed attempt left behind (shards' ``*.partial``, the record's ``.tmp``)."""
     for shard in shards:
-        for leftover in (store / REFLECTANCE / "c" / str(shard) / "0" / "0").glob("0.*.partial"):
+        path = shard_path(store, shard)
+        for leftover in path.parent.glob(f"{path.name}.*{PARTIAL}"):
             leftover.unlink(missing_ok=True)
     for leftover in (store / COMMITS).glob(f".{tile_id}.json.*.tmp"):
         leftover.unlink(missing_ok=True)
