@@ -44,13 +44,23 @@ class DaskCluster(ConfigurableResource):
         if not self.scheduler_address and self.n_workers <= 0:
             yield lambda f, items: list(map(f, items))
             return
+        import dask
         from distributed import Client, LocalCluster
 
         if self.scheduler_address:
             with Client(self.scheduler_address) as client:
                 yield _client_map(client)
             return
+        # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's dynamic mmap
+        # threshold: every tile-sized buffer is then mapped and page-faulted afresh (measured 1.3-2x
+        # slower per tile than in-process). The BLAS/OpenMP thread limits stay.
+        environ = {
+            k: v
+            for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+            if not k.startswith("MALLOC")
+        }
         with (
+            dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
             LocalCluster(
                 n_workers=self.n_workers, threads_per_worker=1, processes=True, dashboard_address=None
             ) as cluster,
@@ -64,7 +74,7 @@ def _client_map(client) -> MapFn:
         if not items:
             return []
         # ship the inputs as data, not inside the task graph (large graphs slow the scheduler)
-        scattered = client.scatter(list(items))
+        scattered = client.scatter(list(items), hash=False)  # equal inputs of two maps stay two futures
         return client.gather(client.map(f, scattered, pure=False))
 
     return run

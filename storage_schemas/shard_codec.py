@@ -56,8 +56,10 @@ def index_bytes(n_chunks: int) -> int:
     return n_chunks * INDEX_ENTRY_BYTES + CRC_BYTES
 
 
-def encode_shard(chunks: Sequence[bytes | None]) -> bytes:
-    """A whole shard file from its encoded chunks in order (None: not stored)."""
+def shard_parts(chunks: Sequence[bytes | None]) -> list[bytes]:
+    """The pieces of a shard file, in file order, from its encoded chunks (None: not stored):
+    the stored chunks, then the index and its checksum. Written one after the other they are the
+    shard, without a copy of the whole shard in memory."""
     index = np.full((len(chunks), 2), EMPTY, dtype="<u8")
     offset = 0
     for i, chunk in enumerate(chunks):
@@ -65,9 +67,8 @@ def encode_shard(chunks: Sequence[bytes | None]) -> bytes:
             index[i] = (offset, len(chunk))
             offset += len(chunk)
     table = index.tobytes()
-    return (
-        b"".join(c for c in chunks if c is not None) + table + struct.pack("<I", google_crc32c.value(table))
-    )
+    checksum = struct.pack("<I", google_crc32c.value(table))
+    return [c for c in chunks if c is not None] + [table, checksum]
 
 
 def decode_index(tail: bytes, n_chunks: int, where: str) -> np.ndarray:

@@ -22,7 +22,7 @@ from pydantic import Field
 from assets.archive.defs import TILES_PER_RUN, enmap_tiles
 from assets.geometry.defs import patch_plan
 from assets.geometry.plan_io import read_locations, read_patches
-from assets.patches.patchify import patchify_or_explain, tile_jobs
+from assets.patches.patchify import TILES_PER_TASK, patchify_tiles, tile_jobs
 from assets.patches.release import collect_release
 from assets.patches.release_publish import publish_release, release_folder
 from assets.patches.store import StoreBands, allocate, create_store, open_store, remove_store
@@ -123,8 +123,9 @@ def tile_patches(
     except ValueError as exc:
         raise Failure(description=str(exc)) from None
     started = time.perf_counter()
+    batches = [jobs[i : i + TILES_PER_TASK] for i in range(0, len(jobs), TILES_PER_TASK)]
     with dask.map_fn() as map_fn:
-        outcomes = map_fn(patchify_or_explain, jobs)
+        outcomes = [o for batch in map_fn(patchify_tiles, batches) for o in batch]
     failed = 0
     for outcome in outcomes:
         if outcome.error:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,9 +38,11 @@ from storage_schemas.patch_store import (
 )
 from storage_schemas.paths import DataLayout
 from storage_schemas.plan import PATCH_PX
-from storage_schemas.shard_codec import encode_chunk, encode_shard
+from storage_schemas.shard_codec import encode_chunk, shard_parts
 
 QUICKLOOK_PX = 96
+TILES_PER_TASK = 4
+"""Tiles one task (one Dask map item) patchifies in a row with :func:`patchify_tiles`."""
 PARTIAL = ".partial"
 """Suffix of a shard being written (the same as Zarr-Python's), removed by the next attempt."""
 
@@ -96,11 +99,11 @@ def tile_jobs(
     ]
 
 
-def patchify_or_explain(job: TileJob) -> TileOutcome:
+def patchify_or_explain(job: TileJob, tile: Future | None = None) -> TileOutcome:
     """:func:`patchify_tile`, with a bad tile turned into an outcome carrying the error, so that
     one bad tile never fails the other tiles of a run."""
     try:
-        return patchify_tile(job)
+        return patchify_tile(job, tile)
     except (TileError, TileBusyError) as exc:
         return TileOutcome(job.row["tile_id"], error=str(exc))
     except Exception as exc:  # a fault nobody foresaw still names the tile and stays with it
@@ -109,21 +112,44 @@ def patchify_or_explain(job: TileJob) -> TileOutcome:
         )
 
 
-def patchify_tile(job: TileJob) -> TileOutcome:
+def patchify_tiles(jobs: list[TileJob]) -> list[TileOutcome]:
+    """Several tiles in a row, reading the next tile while the current one is cut and written:
+    the read is I/O and decoding that release the GIL, the write is compression and I/O, so the
+    two overlap on a second core. Memory: two tiles at a time."""
+    if not jobs:
+        return []
+    outcomes = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-read") as reader:
+        pending = reader.submit(_read, jobs[0])
+        for i, job in enumerate(jobs):
+            current = pending
+            if i + 1 < len(jobs):
+                pending = reader.submit(_read, jobs[i + 1])
+            outcomes.append(patchify_or_explain(job, current))
+    return outcomes
+
+
+def _read(job: TileJob) -> TilePixels:
+    return read_tile(job.archive, job.row, store_bands(open_store(job.store)), job.band_filter)
+
+
+def patchify_tile(job: TileJob, tile: Future | None = None) -> TileOutcome:
+    """One tile, start to commit (see the module docstring for the order). ``tile``: its pixels,
+    already being read by :func:`patchify_tiles`."""
     tile_id = job.row["tile_id"]
     started = time.perf_counter()
-    group = open_store(job.store, mode="r+")
+    open_store(job.store, mode="r+")  # refuses a store of another layout before anything is written
     with tile_lock(job.store, tile_id):
-        tile = read_tile(job.archive, job.row, store_bands(group), job.band_filter)
+        pixels = tile.result() if tile is not None else _read(job)
         read_s = time.perf_counter() - started
         withdraw_commit(job.store, tile_id)
         shards = sorted({int(s) // PATCHES_PER_SHARD for s in job.slots["slot"]})
         _remove_leftovers(job.store, tile_id, shards)
-        record, outcome = _cut_and_write(job, tile, shards)
+        record, outcome = _cut_and_write(job, pixels, shards)
         write_s = time.perf_counter() - started - read_s
         write_commit(job.store, record)
     outcome.seconds = {"read": round(read_s, 3), "cut_and_write": round(write_s, 3)}
-    outcome.quicklook_png = _quicklook(tile)
+    outcome.quicklook_png = _quicklook(pixels)
     return outcome
 
 
@@ -195,7 +221,8 @@ def _write_shard(store: Path, shard: int, chunks: list[bytes | None]) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}{PARTIAL}")
-    tmp.write_bytes(encode_shard(chunks))
+    with open(tmp, "wb") as f:
+        f.writelines(shard_parts(chunks))
     os.replace(tmp, path)
 
 
