@@ -41,3 +41,15 @@ def test_desis_keeps_every_band():
     assert BAND_FILTERS["desis"] is KEEP_ALL
     assert KEEP_ALL.keep(desis).all()
     assert SPECTRAL_EARTH.keep(desis).all()  # the EnMAP rule has nothing to drop below 1000 nm
+
+
+def test_real_band_table_selection_matches_the_published_one(realdata):
+    """Against ``realdata/enmap-product/band_table_224_to_202.md`` itself, not our copy of it."""
+    lines = (realdata / "enmap-product" / "band_table_224_to_202.md").read_text().splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("| ")]
+    rows = [r for r in rows if r[1].isdigit()]
+    assert len(rows) == 224
+    wavelengths = np.array([float(r[2]) for r in rows])
+    published = [int(r[1]) for r in rows if r[4].isdigit()]
+    assert len(published) == 202
+    assert SPECTRAL_EARTH.indexes(wavelengths).tolist() == published
