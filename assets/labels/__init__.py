@@ -1,1 +1,1 @@
-"""Stage `labels`: not built yet (see the open issues and DESIGN.md)."""
+"""The label stage: land-cover and crop label rasters aligned to the release's patches."""

@@ -1,0 +1,97 @@
+"""Alignment on the real CORINE (EPSG:3035) and NLCD (WGS84-datum Albers, no EPSG code) samples,
+against rasterio's own reprojection (WarpedVRT) of the same patch window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform
+
+from assets.labels.align import (
+    PRESENCE_OVERSAMPLING,
+    UNLABELLED,
+    LabelSourceError,
+    align_to_patch,
+    describe_label_raster,
+)
+from storage_schemas.patch_store import transform_of
+
+SAMPLES = {
+    "corine": ("corine/clc_hannover_epsg3035_25m.tif", 32632),
+    "nlcd": ("nlcd/augusta_nlcd_2011.tif", 32617),
+}
+
+
+def _window_at(ds, epsg: int, dx_m: float = 0.0) -> tuple[float, float]:
+    """A patch origin on the UTM 30 m grid (15 m phase, as EnMAP's) near the raster's centre."""
+    cx, cy = (ds.bounds.left + ds.bounds.right) / 2, (ds.bounds.top + ds.bounds.bottom) / 2
+    xs, ys = transform(ds.crs, CRS.from_epsg(epsg), [cx], [cy])
+    return round((xs[0] + dx_m - 1920) / 30) * 30 + 15, round((ys[0] + 1920) / 30) * 30 + 15
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_real_alignment_equals_rasterio_warp_of_the_same_window(realdata: Path, name: str):
+    path, epsg = SAMPLES[name]
+    with rasterio.open(realdata / path) as ds:
+        x0, y0 = _window_at(ds, epsg)
+        aligned = align_to_patch(ds, epsg, x0, y0)
+        with WarpedVRT(
+            ds,
+            crs=CRS.from_epsg(epsg),
+            transform=Affine(*transform_of(x0, y0)),
+            width=128,
+            height=128,
+            resampling=Resampling.nearest,
+            nodata=ds.nodata if ds.nodata is not None else 255,
+        ) as vrt:
+            expected = vrt.read(1).astype(np.int32)
+    expected[expected == (ds.nodata if ds.nodata is not None else 255)] = UNLABELLED
+    assert np.array_equal(aligned.codes, expected)
+    assert aligned.labelled_fraction == 1.0
+    assert len(aligned.present) > 1
+
+
+def test_real_nlcd_crs_without_an_epsg_code_is_read_not_assumed(realdata: Path):
+    label = describe_label_raster(realdata / SAMPLES["nlcd"][0])
+    assert label.crs.to_epsg() is None and "Albers" in label.crs.to_wkt()
+    assert label.nodata == 0 and label.dtype == "uint8"
+
+
+def test_real_corine_patch_half_outside_has_its_labelled_fraction(realdata: Path):
+    path, epsg = SAMPLES["corine"]
+    with rasterio.open(realdata / path) as ds:
+        x0, _ = _window_at(ds, epsg)
+        # move the window so that it straddles the raster's west edge
+        west = transform(
+            ds.crs, CRS.from_epsg(epsg), [ds.bounds.left], [(ds.bounds.top + ds.bounds.bottom) / 2]
+        )
+        x0 = round((west[0][0] - 1920) / 30) * 30 + 15
+        _, y0 = _window_at(ds, epsg)
+        aligned = align_to_patch(ds, epsg, x0, y0)
+    assert 0.3 < aligned.labelled_fraction < 0.7
+    assert (aligned.codes[:, 0] == UNLABELLED).all() and (aligned.codes[:, -1] != UNLABELLED).all()
+
+
+def test_real_oversampled_presence_finds_every_class_the_plain_warp_finds(realdata: Path):
+    path, epsg = SAMPLES["corine"]
+    with rasterio.open(realdata / path) as ds:
+        x0, y0 = _window_at(ds, epsg)
+        plain = align_to_patch(ds, epsg, x0, y0)
+        fine = align_to_patch(ds, epsg, x0, y0, oversample=PRESENCE_OVERSAMPLING)
+    assert set(plain.present) <= set(fine.present)
+    assert np.array_equal(plain.codes, fine.codes)
+
+
+def test_a_label_raster_without_crs_is_refused_by_name(tmp_path: Path):
+    path = tmp_path / "no_crs.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8") as ds:
+        ds.write(np.ones((1, 4, 4), dtype=np.uint8))
+    with pytest.raises(LabelSourceError, match=r"no_crs\.tif: the raster has no CRS"):
+        describe_label_raster(path)
