@@ -22,25 +22,14 @@ from assets.labels.align import (
     describe_label_raster,
 )
 from storage_schemas.patch_store import transform_of
-
-SAMPLES = {
-    "corine": ("corine/clc_hannover_epsg3035_25m.tif", 32632),
-    "nlcd": ("nlcd/augusta_nlcd_2011.tif", 32617),
-}
-
-
-def _window_at(ds, epsg: int, dx_m: float = 0.0) -> tuple[float, float]:
-    """A patch origin on the UTM 30 m grid (15 m phase, as EnMAP's) near the raster's centre."""
-    cx, cy = (ds.bounds.left + ds.bounds.right) / 2, (ds.bounds.top + ds.bounds.bottom) / 2
-    xs, ys = transform(ds.crs, CRS.from_epsg(epsg), [cx], [cy])
-    return round((xs[0] + dx_m - 1920) / 30) * 30 + 15, round((ys[0] + 1920) / 30) * 30 + 15
+from tests.labels.real_samples import SAMPLES, window_at
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_real_alignment_equals_rasterio_warp_of_the_same_window(realdata: Path, name: str):
     path, epsg = SAMPLES[name]
     with rasterio.open(realdata / path) as ds:
-        x0, y0 = _window_at(ds, epsg)
+        x0, y0 = window_at(ds, epsg)
         aligned = align_to_patch(ds, epsg, x0, y0)
         with WarpedVRT(
             ds,
@@ -67,13 +56,13 @@ def test_real_nlcd_crs_without_an_epsg_code_is_read_not_assumed(realdata: Path):
 def test_real_corine_patch_half_outside_has_its_labelled_fraction(realdata: Path):
     path, epsg = SAMPLES["corine"]
     with rasterio.open(realdata / path) as ds:
-        x0, _ = _window_at(ds, epsg)
+        x0, _ = window_at(ds, epsg)
         # move the window so that it straddles the raster's west edge
         west = transform(
             ds.crs, CRS.from_epsg(epsg), [ds.bounds.left], [(ds.bounds.top + ds.bounds.bottom) / 2]
         )
         x0 = round((west[0][0] - 1920) / 30) * 30 + 15
-        _, y0 = _window_at(ds, epsg)
+        _, y0 = window_at(ds, epsg)
         aligned = align_to_patch(ds, epsg, x0, y0)
     assert 0.3 < aligned.labelled_fraction < 0.7
     assert (aligned.codes[:, 0] == UNLABELLED).all() and (aligned.codes[:, -1] != UNLABELLED).all()
@@ -82,7 +71,7 @@ def test_real_corine_patch_half_outside_has_its_labelled_fraction(realdata: Path
 def test_real_oversampled_presence_finds_every_class_the_plain_warp_finds(realdata: Path):
     path, epsg = SAMPLES["corine"]
     with rasterio.open(realdata / path) as ds:
-        x0, y0 = _window_at(ds, epsg)
+        x0, y0 = window_at(ds, epsg)
         plain = align_to_patch(ds, epsg, x0, y0)
         fine = align_to_patch(ds, epsg, x0, y0, oversample=PRESENCE_OVERSAMPLING)
     assert set(plain.present) <= set(fine.present)
