@@ -33,6 +33,26 @@ enmap_tiles = DynamicPartitionsDefinition(name="enmap_tiles")
 TILES_PER_RUN = 64
 """Tiles one run of a per-tile asset processes (on the Dask client), for backfills and the sensor."""
 
+
+def record_tile_outcomes(context: AssetExecutionContext, results: list[tuple[str, str, dict]]) -> None:
+    """Per-partition metadata of a run over many tiles, from ``(tile_id, error, metadata)``.
+
+    A tile that failed gets its error in the log and as its partition's metadata, and the run
+    goes on: one bad tile must not fail the others. The run fails only when every tile failed.
+    """
+    failed = 0
+    for tile_id, error, metadata in results:
+        if error:
+            failed += 1
+            context.log.error(f"tile {tile_id}: {error}")
+            context.add_asset_metadata({"error": error}, partition_key=tile_id)
+        else:
+            context.add_asset_metadata(metadata, partition_key=tile_id)
+    context.log.info(f"{len(results) - failed} of {len(results)} tiles done")
+    if results and failed == len(results):
+        raise Failure(description=f"all {failed} tiles of this run failed; see the log")
+
+
 enmap_archive = AssetSpec(
     "enmap_archive",
     description="EnMAP L2A products as DLR delivers them (folders, ZIPs, delivery ZIPs) under ENMAP_ARCHIVE. "
@@ -151,25 +171,20 @@ def tile_quality(context: AssetExecutionContext, data_root: DataRoot, dask: Dask
     rows = catalog.loc[keys, QUALITY_INPUTS].to_dict("records")
     with dask.map_fn() as map_fn:
         outcomes = map_fn(partial(inspect_or_explain, layout.archive), rows)
-    failed = 0
+    results = []
     for key, quality in zip(keys, outcomes, strict=True):
         if isinstance(quality, str):
-            failed += 1
-            context.log.error(f"tile {key}: {quality}")
-            context.add_asset_metadata({"error": quality}, partition_key=key)
+            results.append((key, quality, {}))
             continue
         folder = write_tile_quality(layout.tile_quality_dir, quality)
-        context.add_asset_metadata(
-            {
-                "valid_fraction": quality.valid_fraction,
-                "cloud_measured_pct": quality.measured["cloud_cover"],
-                "cloud_declared_pct": quality.declared["cloud_cover"],
-                "max_cover_difference_pct": quality.max_cover_difference,
-                "quicklook": png_markdown(quality.quicklook_png, key),
-                "path": MetadataValue.path(str(folder)),
-            },
-            partition_key=key,
-        )
-    if failed == len(keys):
-        raise Failure(description=f"all {failed} tiles of this run failed; see the log")
+        metadata = {
+            "valid_fraction": quality.valid_fraction,
+            "cloud_measured_pct": quality.measured["cloud_cover"],
+            "cloud_declared_pct": quality.declared["cloud_cover"],
+            "max_cover_difference_pct": quality.max_cover_difference,
+            "quicklook": png_markdown(quality.quicklook_png, key),
+            "path": MetadataValue.path(str(folder)),
+        }
+        results.append((key, "", metadata))
+    record_tile_outcomes(context, results)
     return MaterializeResult()

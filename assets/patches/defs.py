@@ -19,7 +19,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.archive.defs import TILES_PER_RUN, enmap_tiles
+from assets.archive.defs import TILES_PER_RUN, enmap_tiles, record_tile_outcomes
 from assets.geometry.defs import patch_plan
 from assets.geometry.plan_io import read_locations, read_patches
 from assets.patches.patchify import TILES_PER_TASK, patchify_tiles, tile_jobs
@@ -106,37 +106,29 @@ class TilePatchesConfig(Config):
     backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
     description="Per tile: read the image once, keep the SpectralEarth bands, cut its planned patches, mask "
     "nodata, cloud, shadow and haze, drop mostly-masked patches, write the tile's own shards of the store "
-    "and "
-    "commit it. Tiles of one run are processed in parallel on the Dask client.",
+    "and commit it. Tiles of one run are processed in parallel on the Dask client.",
 )
 def tile_patches(
     context: AssetExecutionContext, config: TilePatchesConfig, data_root: DataRoot, dask: DaskCluster
 ) -> MaterializeResult:
     layout = data_root.layout()
-    try:
-        open_store(layout.store)
-    except (FileNotFoundError, StoreLayoutError) as exc:
-        raise Failure(description=str(exc)) from None
     keys = list(context.partition_keys)
     try:
         jobs = tile_jobs(layout, keys, BAND_FILTERS[SENSOR], config.max_masked_fraction)
-    except ValueError as exc:
+    except (FileNotFoundError, ValueError) as exc:  # StoreLayoutError is a ValueError
         raise Failure(description=str(exc)) from None
     started = time.perf_counter()
     batches = [jobs[i : i + TILES_PER_TASK] for i in range(0, len(jobs), TILES_PER_TASK)]
     with dask.map_fn() as map_fn:
         outcomes = [o for batch in map_fn(patchify_tiles, batches) for o in batch]
-    failed = 0
+    results = []
     for outcome in outcomes:
-        if outcome.error:
-            failed += 1
-            context.log.error(f"tile {outcome.tile_id}: {outcome.error}")
-            context.add_asset_metadata({"error": outcome.error}, partition_key=outcome.tile_id)
-            continue
         if outcome.faults:
             context.log.warning(f"tile {outcome.tile_id}: masked faulty pixels {outcome.faults}")
-        context.add_asset_metadata(
-            {
+        metadata = (
+            {}
+            if outcome.error
+            else {
                 "patches_written": outcome.written,
                 "patches_dropped": outcome.dropped,
                 "drop_reasons": MetadataValue.json(outcome.drop_reasons),
@@ -145,14 +137,11 @@ def tile_patches(
                 "seconds_read": outcome.seconds["read"],
                 "seconds_cut_and_write": outcome.seconds["cut_and_write"],
                 "quicklook": png_markdown(outcome.quicklook_png, outcome.tile_id),
-            },
-            partition_key=outcome.tile_id,
+            }
         )
-    context.log.info(
-        f"{len(keys) - failed} of {len(keys)} tiles written in {time.perf_counter() - started:.1f} s"
-    )
-    if failed == len(keys):
-        raise Failure(description=f"all {failed} tiles of this run failed; see the log")
+        results.append((outcome.tile_id, outcome.error, metadata))
+    context.log.info(f"patchified {len(outcomes)} tiles in {time.perf_counter() - started:.1f} s")
+    record_tile_outcomes(context, results)
     return MaterializeResult()
 
 

@@ -23,7 +23,7 @@ from assets.archive.catalog_io import read_tiles
 from assets.archive.quality import RGB_NM, quicklook_png
 from assets.patches.commit import TileBusyError, tile_lock, withdraw_commit, write_commit
 from assets.patches.cutting import Window, band_sums, cut
-from assets.patches.store import open_store, read_slots, store_bands
+from assets.patches.store import StoreBands, open_store, read_slots, store_bands
 from assets.patches.tile_pixels import TILE_INPUTS, TileError, TilePixels, read_tile
 from storage_schemas.band_filter import BandFilter
 from storage_schemas.patch_store import (
@@ -58,6 +58,8 @@ class TileJob:
     """Columns slot, location_id, epsg, x0, y0, same_grid (padding slots have location_id '')."""
     band_filter: BandFilter
     max_masked: float
+    bands: StoreBands | None = None
+    """The store's band axis; :func:`tile_jobs` reads it once for all its jobs."""
 
 
 @dataclass
@@ -77,12 +79,15 @@ def tile_jobs(
     layout: DataLayout, tile_ids: list[str], band_filter: BandFilter, max_masked: float
 ) -> list[TileJob]:
     """The jobs of some catalog tiles, with the slots the store gave them (none for a tile the
-    plan found no patch in). ValueError names tiles the catalog does not hold."""
+    plan found no patch in). ValueError names tiles the catalog does not hold; the store's own
+    errors (missing, another layout version) pass through."""
     catalog = read_tiles(layout.tiles).set_index("tile_id", drop=False)
     unknown = [t for t in tile_ids if t not in catalog.index]
     if unknown:
         raise ValueError(f"tiles not in {layout.tiles}: {', '.join(unknown[:10])}")
-    slots = read_slots(open_store(layout.store))
+    group = open_store(layout.store)
+    bands = store_bands(group)
+    slots = read_slots(group)
     slots = slots[slots["tile_id"].isin(tile_ids)]
     by_tile = dict(tuple(slots.groupby("tile_id")))
     rows = catalog.loc[tile_ids, TILE_INPUTS].to_dict("records")
@@ -94,6 +99,7 @@ def tile_jobs(
             by_tile.get(row["tile_id"], slots.iloc[0:0]),
             band_filter,
             max_masked,
+            bands,
         )
         for row in rows
     ]
@@ -130,7 +136,8 @@ def patchify_tiles(jobs: list[TileJob]) -> list[TileOutcome]:
 
 
 def _read(job: TileJob) -> TilePixels:
-    return read_tile(job.archive, job.row, store_bands(open_store(job.store)), job.band_filter)
+    bands = job.bands if job.bands is not None else store_bands(open_store(job.store))
+    return read_tile(job.archive, job.row, bands, job.band_filter)
 
 
 def patchify_tile(job: TileJob, tile: Future | None = None) -> TileOutcome:
