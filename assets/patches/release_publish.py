@@ -28,8 +28,8 @@ from assets.patches.release_figures import (
     pick_mosaic_slots,
 )
 from assets.patches.release_stac import build_collection, iter_items, write_collection, write_items_geoparquet
-from assets.patches.store import open_store
-from storage_schemas.patch_store import LAYOUT_VERSION, REFLECTANCE
+from storage_schemas.patch_reader import PatchReader
+from storage_schemas.patch_store import LAYOUT_VERSION
 from storage_schemas.paths import DataLayout
 from storage_schemas.release import (
     COLLECTION,
@@ -127,11 +127,8 @@ def _write_release(layout: DataLayout, content: ReleaseContent, folder: Path) ->
 
 
 def _mosaic_patches(store: Path, index) -> np.ndarray:
-    slots = pick_mosaic_slots(index, n=MOSAIC_PATCHES)
-    reflectance = open_store(store)[REFLECTANCE]
-    if not slots:
-        return np.zeros((0, *reflectance.shape[1:]), dtype=np.int16)
-    return np.stack([reflectance[s] for s in slots])
+    with PatchReader(store) as reader:
+        return reader.read_many(pick_mosaic_slots(index, n=MOSAIC_PATCHES))
 
 
 def _sha256(path: Path) -> str:
