@@ -4,8 +4,10 @@ They live here, below ``pipelines/``, because the stage ``defs.py`` modules anno
 parameters with them; ``pipelines/resources.py`` only chooses their settings per deployment.
 """
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from dagster import ConfigurableResource
 
@@ -28,6 +30,17 @@ class DataRoot(ConfigurableResource):
         if self.archive:
             env["ENMAP_ARCHIVE"] = self.archive
         return DataLayout.from_env(env) if env else DataLayout.from_env()
+
+
+class LabelSourcesRoot(ConfigurableResource):
+    """Where the label products lie in their native grids (CORINE, CDL, NLCD): ``path``, else
+    ``SPECTRAL_LABEL_SOURCES``, else ``<data root>/label_sources``. Each product's files are named
+    below it by the pattern of its entry in ``storage_schemas.label_products``."""
+
+    path: str = ""
+
+    def root(self, layout: DataLayout) -> Path:
+        return Path(self.path or os.environ.get("SPECTRAL_LABEL_SOURCES") or layout.label_sources)
 
 
 class DaskCluster(ConfigurableResource):

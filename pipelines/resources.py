@@ -10,7 +10,7 @@ import os
 
 from dagster import EnvVar
 
-from assets.resources import DaskCluster, DataRoot
+from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
 
 
 def resources_for(deployment: str | None = None) -> dict:
@@ -18,9 +18,14 @@ def resources_for(deployment: str | None = None) -> dict:
     if deployment == "production":
         return {
             "data_root": DataRoot(),
+            "label_sources": LabelSourcesRoot(),
             "dask": DaskCluster(scheduler_address=EnvVar("DASK_SCHEDULER_ADDRESS")),
         }
     if deployment == "local":
         workers = int(os.environ.get("SPECTRALFORGE_DASK_WORKERS", "2"))
-        return {"data_root": DataRoot(), "dask": DaskCluster(n_workers=workers)}
+        return {
+            "data_root": DataRoot(),
+            "label_sources": LabelSourcesRoot(),
+            "dask": DaskCluster(n_workers=workers),
+        }
     raise ValueError(f"unknown SPECTRALFORGE_DEPLOYMENT {deployment!r} (local or production)")

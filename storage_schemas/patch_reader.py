@@ -45,14 +45,22 @@ class PatchReader:
 
     def read(self, slot: int) -> np.ndarray:
         """One patch (bands, y, x) int16; an unwritten slot reads as nodata."""
+        data = self.read_encoded(slot)
+        if data is None:
+            return np.full(self.patch_shape, FILL, dtype=np.int16)
+        return decode_chunk(data, self.patch_shape)
+
+    def read_encoded(self, slot: int) -> bytes | None:
+        """One patch's chunk as stored (Blosc-compressed), or None for an unwritten slot: what a
+        copy into another store of the same codec takes, without decoding and re-encoding."""
         if not 0 <= slot < self.shape[0]:
             raise IndexError(f"slot {slot} outside the store's {self.shape[0]} slots")
         shard, inner = divmod(slot, self.per_shard)
         index = self._index(shard)
         if index is None or index[inner, 0] == EMPTY:
-            return np.full(self.patch_shape, FILL, dtype=np.int16)
+            return None
         offset, length = (int(v) for v in index[inner])
-        return decode_chunk(os.pread(self._files[shard], length, offset), self.patch_shape)
+        return os.pread(self._files[shard], length, offset)
 
     def read_many(self, slots: Iterable[int]) -> np.ndarray:
         slots = list(slots)

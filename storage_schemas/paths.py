@@ -99,6 +99,16 @@ class DataLayout:
         return self.root / "releases" / "spectral_earth"
 
     @property
+    def label_sources(self) -> Path:
+        """Label products in their native grids (CORINE, CDL, NLCD; paths in ``label_products``)."""
+        return self.root / "label_sources"
+
+    @property
+    def labels(self) -> Path:
+        """``<name>.zarr`` downstream label datasets (contract: ``storage_schemas.label_dataset``)."""
+        return self.root / "labels"
+
+    @property
     def extract_cache(self) -> Path:
         """Where members that cannot be read in place (compressed ZIPs inside ZIPs) are unpacked."""
         return self.root / "cache" / "extracted"

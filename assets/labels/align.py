@@ -23,7 +23,8 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
-from rasterio.warp import Resampling, reproject
+from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
 
 from storage_schemas.patch_store import transform_of
 from storage_schemas.plan import PATCH_PX
@@ -44,6 +45,8 @@ class LabelRaster:
     crs: CRS
     nodata: int | None
     dtype: str
+    simulated: bool = False
+    """The file carries a ``SIMULATED`` tag (written by SpectralForge's simulator, not a real product)."""
 
     @property
     def crs_name(self) -> str:
@@ -63,7 +66,8 @@ def describe_label_raster(path: Path) -> LabelRaster:
             if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
                 raise LabelSourceError(f"{path}: data type {ds.dtypes[0]}; class codes must be integers")
             nodata = None if ds.nodata is None else int(ds.nodata)
-            return LabelRaster(Path(path), ds.crs, nodata, ds.dtypes[0])
+            simulated = "SIMULATED" in ds.tags()
+            return LabelRaster(Path(path), ds.crs, nodata, ds.dtypes[0], simulated)
     except RasterioError as exc:
         raise LabelSourceError(f"{path}: unreadable: {exc}") from None
 
@@ -92,14 +96,41 @@ def align_to_patch(
 
 
 def _warp(ds: rasterio.DatasetReader, epsg: int, transform: Affine, size: int) -> np.ndarray:
+    """Nearest-neighbour warp of the source pixels under the window onto the patch grid.
+
+    Only the source window under the patch (plus a margin of a few pixels) is read and warped:
+    GDAL warping from the whole band of a continent-wide raster took 1.6 s per patch, this takes
+    milliseconds, and nearest-neighbour sampling depends only on coordinates, so the result is the
+    same (tested against WarpedVRT on the real samples)."""
     out = np.full((size, size), UNLABELLED, dtype=np.int32)
+    dst_crs = CRS.from_epsg(epsg)
+    left, top = transform * (0, 0)
+    right, bottom = transform * (size, size)
+    bounds = transform_bounds(dst_crs, ds.crs, left, bottom, right, top, densify_pts=21)
+    window = _source_window(ds, bounds)
+    if window is None:
+        return out
     reproject(
-        rasterio.band(ds, 1),
+        ds.read(1, window=window),
         out,
+        src_transform=ds.window_transform(window),
+        src_crs=ds.crs,
         src_nodata=ds.nodata,
         dst_transform=transform,
-        dst_crs=CRS.from_epsg(epsg),
+        dst_crs=dst_crs,
         dst_nodata=UNLABELLED,
         resampling=Resampling.nearest,
     )
     return out
+
+
+def _source_window(ds: rasterio.DatasetReader, bounds, margin: int = 3) -> Window | None:
+    """The source pixels under ``bounds`` (source CRS) with a margin, clipped to the raster."""
+    window = from_bounds(*bounds, transform=ds.transform)
+    col0 = max(int(np.floor(window.col_off)) - margin, 0)
+    row0 = max(int(np.floor(window.row_off)) - margin, 0)
+    col1 = min(int(np.ceil(window.col_off + window.width)) + margin, ds.width)
+    row1 = min(int(np.ceil(window.row_off + window.height)) + margin, ds.height)
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return Window(col0, row0, col1 - col0, row1 - row0)

@@ -42,7 +42,7 @@ from storage_schemas.plan import PATCH_PX
 _CODECS = {"blosc": BloscCodec, "zstd": ZstdCodec, "gzip": GzipCodec}
 
 
-def _codec():
+def patch_codec():
     return _CODECS[CODEC["name"]](**CODEC.get("configuration", {}))
 
 
@@ -68,34 +68,8 @@ def create_store(path: Path, bands: StoreBands, band_filter: BandFilter) -> zarr
     group = zarr.create_group(
         path, zarr_format=3, attributes=layout_attrs(band_filter.describe(), CODEC_CHOICE)
     )
-    n = len(bands)
-    group.create_array(
-        REFLECTANCE,
-        shape=(0, n, PATCH_PX, PATCH_PX),
-        chunks=(1, n, PATCH_PX, PATCH_PX),
-        shards=(PATCHES_PER_SHARD, n, PATCH_PX, PATCH_PX),
-        dtype=DTYPE,
-        fill_value=FILL,
-        compressors=_codec(),
-        dimension_names=list(DIMS),
-        attributes={
-            "long_name": "surface reflectance x 10000",
-            "scale_factor_note": "divide by 10000 for reflectance",
-            "coordinates": " ".join([*PATCH_COORDS, "wavelength", "fwhm"]),
-        },
-    )
-    values = {"band": bands.layer, "wavelength": bands.wavelength_nm, "fwhm": bands.fwhm_nm}
-    units = {"band": "1-based layer number in the product", "wavelength": "nm", "fwhm": "nm"}
-    for name, dtype in BAND_COORDS.items():
-        array = group.create_array(
-            name,
-            shape=(n,),
-            chunks=(n,),
-            dtype=dtype,
-            dimension_names=["band"],
-            attributes={"units": units[name]},
-        )
-        array[:] = np.asarray(values[name], dtype=dtype)
+    create_reflectance(group, len(bands), DIMS, tuple(PATCH_COORDS))
+    write_band_coords(group, bands)
     for name, dtype in PATCH_COORDS.items():
         group.create_array(
             name,
@@ -110,6 +84,45 @@ def create_store(path: Path, bands: StoreBands, band_filter: BandFilter) -> zarr
         COMMITS, attributes={"about": "<tile_id>.json: commit record; <tile_id>.lock: writer lock"}
     )
     return group
+
+
+def create_reflectance(
+    group: zarr.Group, n_bands: int, dims: tuple[str, ...], coords: tuple[str, ...], length: int = 0
+) -> zarr.Array:
+    """The reflectance array of the store layout (one patch per chunk, shards of
+    PATCHES_PER_SHARD, the chosen codec): the patch store's, and the label datasets' (``dims``
+    names the axes, ``coords`` the per-patch coordinates), so one reader serves both."""
+    return group.create_array(
+        REFLECTANCE,
+        shape=(length, n_bands, PATCH_PX, PATCH_PX),
+        chunks=(1, n_bands, PATCH_PX, PATCH_PX),
+        shards=(PATCHES_PER_SHARD, n_bands, PATCH_PX, PATCH_PX),
+        dtype=DTYPE,
+        fill_value=FILL,
+        compressors=patch_codec(),
+        dimension_names=list(dims),
+        attributes={
+            "long_name": "surface reflectance x 10000",
+            "scale_factor_note": "divide by 10000 for reflectance",
+            "coordinates": " ".join([*coords, "wavelength", "fwhm"]),
+        },
+    )
+
+
+def write_band_coords(group: zarr.Group, bands: StoreBands) -> None:
+    n = len(bands)
+    values = {"band": bands.layer, "wavelength": bands.wavelength_nm, "fwhm": bands.fwhm_nm}
+    units = {"band": "1-based layer number in the product", "wavelength": "nm", "fwhm": "nm"}
+    for name, dtype in BAND_COORDS.items():
+        array = group.create_array(
+            name,
+            shape=(n,),
+            chunks=(n,),
+            dtype=dtype,
+            dimension_names=["band"],
+            attributes={"units": units[name]},
+        )
+        array[:] = np.asarray(values[name], dtype=dtype)
 
 
 def open_store(path: Path, mode: str = "r") -> zarr.Group:

@@ -1,0 +1,88 @@
+"""Which patches of a release a label product may label, and with which of its product years.
+
+In order, each with a reason a person can read: the acquisition month (EnMAP-CDL takes the
+summers, June to September), a product year for the acquisition year (CDL: the same year; NLCD:
+the nearest product year), a raster for that year, and a patch window that reaches the raster's
+extent. What passes is labelled; the labelled fraction then decides the rest.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyproj import Transformer
+
+from assets.labels.sources import SourceFiles
+from storage_schemas.label_dataset import sample_id
+from storage_schemas.label_products import LabelProduct, product_year
+from storage_schemas.plan import PATCH_M
+
+
+@dataclass
+class Selection:
+    candidates: pd.DataFrame
+    """Release rows (slot, location_id, tile_id, time, epsg, x0, y0) with ``sample_id`` and
+    ``label_year``."""
+    left_out: pd.DataFrame
+    """``sample_id`` and ``reason`` of every release patch not labelled."""
+
+
+def select_patches(index: pd.DataFrame, product: LabelProduct, sources: SourceFiles) -> Selection:
+    """``index``: the release's patches.parquet."""
+    rows = index.copy()
+    rows["sample_id"] = [sample_id(a, b) for a, b in zip(rows["location_id"], rows["tile_id"], strict=True)]
+    time = pd.to_datetime(rows["time"], utc=True)
+    reason = pd.Series("", index=rows.index, dtype=object)
+    if product.months:
+        off = ~time.dt.month.isin(product.months)
+        months = ", ".join(calendar.month_abbr[m] for m in product.months)
+        reason[off] = [f"acquired in {calendar.month_abbr[m]}, not in {months}" for m in time.dt.month[off]]
+    years = [product_year(product, int(y)) for y in time.dt.year]
+    rows["label_year"] = [0 if y is None or not product.years else y for y in years]
+    for i, (acquired, year) in enumerate(zip(time.dt.year, years, strict=True)):
+        if reason.iat[i]:
+            continue
+        if year is None:
+            reason.iat[i] = f"no {product.source} product for {acquired}"
+        elif rows["label_year"].iat[i] not in sources.files:
+            reason.iat[i] = f"no {product.source} raster for {year}"
+    waiting = reason == ""
+    for year, part in rows[waiting].groupby("label_year"):
+        bounds = sources.files[int(year)].bounds_lonlat
+        outside = ~_reaches(part, bounds)
+        reason[part.index[outside]] = f"outside {sources.files[int(year)].path.name}"
+    kept = reason == ""
+    left_out = pd.DataFrame({"sample_id": rows.loc[~kept, "sample_id"], "reason": reason[~kept]})
+    return Selection(rows[kept].reset_index(drop=True), left_out.reset_index(drop=True))
+
+
+def _reaches(patches: pd.DataFrame, bounds: tuple[float, float, float, float]) -> np.ndarray:
+    """Whether each patch's lon/lat box meets the raster's lon/lat box (a coarse, safe test:
+    patches that pass may still be unlabelled, and their labelled fraction says so)."""
+    west, south, east, north = bounds
+    out = np.zeros(len(patches), dtype=bool)
+    for epsg, part in patches.groupby("epsg"):
+        to_lonlat = Transformer.from_crs(int(epsg), 4326, always_xy=True)
+        x0, y0 = part["x0"].to_numpy(), part["y0"].to_numpy()
+        xs = np.stack([x0, x0 + PATCH_M, x0, x0 + PATCH_M])
+        ys = np.stack([y0, y0, y0 - PATCH_M, y0 - PATCH_M])
+        lon, lat = to_lonlat.transform(xs, ys)
+        meets = (lon.max(0) >= west) & (lon.min(0) <= east) & (lat.max(0) >= south) & (lat.min(0) <= north)
+        out[patches.index.get_indexer(part.index)] = meets
+    return out
+
+
+def patch_centres_lonlat(patches: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude and latitude of each patch's centre (for the spatial split)."""
+    lon = np.empty(len(patches))
+    lat = np.empty(len(patches))
+    for epsg, part in patches.groupby("epsg"):
+        to_lonlat = Transformer.from_crs(int(epsg), 4326, always_xy=True)
+        where = patches.index.get_indexer(part.index)
+        lon[where], lat[where] = to_lonlat.transform(
+            part["x0"].to_numpy() + PATCH_M / 2, part["y0"].to_numpy() - PATCH_M / 2
+        )
+    return lon, lat
