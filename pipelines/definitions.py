@@ -12,8 +12,9 @@ from assets.archive.defs import (
     unreadable_share,
 )
 from assets.geometry.defs import patch_plan, patch_plan_is_valid, temporal_intersections, tile_overlap_graph
+from assets.labels.defs import LABEL_DATASET_ASSETS, LABEL_SOURCE_ASSETS
 from assets.patches.defs import patch_store, release_covers_the_plan, spectral_earth, tile_patches
-from pipelines.jobs import catalog_job, release_job, tile_quality_job, tiles_job
+from pipelines.jobs import catalog_job, labels_job, release_job, tile_quality_job, tiles_job
 from pipelines.resources import resources_for
 from pipelines.schedules import nightly_catalog_schedule
 from pipelines.sensors import enmap_tiles_sensor
@@ -29,9 +30,11 @@ defs = Definitions(
         patch_store,
         tile_patches,
         spectral_earth,
+        *LABEL_SOURCE_ASSETS,
+        *LABEL_DATASET_ASSETS,
     ],
     asset_checks=[catalog_is_consistent, unreadable_share, patch_plan_is_valid, release_covers_the_plan],
-    jobs=[catalog_job, tile_quality_job, tiles_job, release_job],
+    jobs=[catalog_job, tile_quality_job, tiles_job, release_job, labels_job],
     schedules=[nightly_catalog_schedule],
     sensors=[enmap_tiles_sensor],
     resources=resources_for(),

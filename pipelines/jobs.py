@@ -36,3 +36,10 @@ release_job = define_asset_job(
     selection=AssetSelection.assets(spectral_earth),
     description="Publish a SpectralEarth release of the committed tiles: index, statistics, STAC, figures.",
 )
+
+labels_job = define_asset_job(
+    "labels_job",
+    selection=AssetSelection.groups("labels"),
+    description="Build the label datasets (EnMAP-CORINE, EnMAP-CDL, EnMAP-NLCD, DESIS-CDL) from the latest "
+    "release and the label sources: select, align, map classes, balance, split, write labels/<name>.zarr.",
+)

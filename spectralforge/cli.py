@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from storage_schemas.label_products import LABEL_PRODUCTS
 from storage_schemas.paths import DataLayout
 
 
@@ -112,12 +113,33 @@ def _export(args: argparse.Namespace) -> int:
     from assets.patches.release_publish import ReleaseNotFoundError
 
     layout = DataLayout.from_env()
+    if args.dataset != "spectral-earth":
+        return _export_labels(layout, args)
     try:
         summary = export_release(layout, args.release, Path(args.out), workers=args.workers)
     except ReleaseNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 1
     print(f"exported release {summary.version}: {summary.files} GeoTIFFs under {summary.out}/enmap/")
+    return 0
+
+
+def _export_labels(layout: DataLayout, args: argparse.Namespace) -> int:
+    from assets.labels.export import export_label_dataset
+    from storage_schemas.label_dataset import dataset_path
+
+    try:
+        summary = export_label_dataset(
+            dataset_path(layout.labels, args.dataset), Path(args.out), args.workers
+        )
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    splits = ", ".join(f"{k} {v}" for k, v in summary.per_split.items())
+    print(
+        f"exported {summary.name} {summary.version}: {summary.samples} image/mask pairs ({splits}) "
+        f"under {summary.out}"
+    )
     return 0
 
 
@@ -158,11 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(run=_validate)
 
     export = sub.add_parser("export", help="write a release in a published file layout")
-    export.add_argument("dataset", choices=["spectral-earth"], help="what to export")
-    export.add_argument("--release", default="latest", help="release version, or 'latest'")
     export.add_argument(
-        "--out", required=True, help="folder to write DIR/enmap/<location_id>/<tile_id>.tif into"
+        "dataset",
+        choices=["spectral-earth", *LABEL_PRODUCTS],
+        help="the SpectralEarth release, or a label dataset (DIR/<name>/, DIR/data/splits/<name>/)",
     )
+    export.add_argument("--release", default="latest", help="release version, or 'latest'")
+    export.add_argument("--out", required=True, help="folder to write the published layout into")
     export.add_argument("--workers", type=int, default=2)
     export.set_defaults(run=_export)
     return parser

@@ -47,9 +47,7 @@ def export_release(layout: DataLayout, version: str, out: Path, workers: int = 2
     index = pd.read_parquet(folder / PATCH_INDEX)
     bands = pd.read_csv(folder / STATISTICS)
     reflectance = open_store(layout.root / manifest["store"])[REFLECTANCE]
-    descriptions = [
-        f"band {b}: {w:.2f} nm" for b, w in zip(bands["band"], bands["wavelength_nm"], strict=True)
-    ]
+    descriptions = band_descriptions(bands["band"], bands["wavelength_nm"])
     shards = index.assign(shard=index["slot"] // PATCHES_PER_SHARD).groupby("shard")
 
     def export_shard(item: tuple[int, pd.DataFrame]) -> int:
@@ -67,10 +65,22 @@ def export_release(layout: DataLayout, version: str, out: Path, workers: int = 2
     return ExportSummary(manifest["version"], files, out)
 
 
+def band_descriptions(layers, wavelength_nm) -> list[str]:
+    """GeoTIFF band descriptions that carry each band's product layer and centre wavelength."""
+    return [f"band {b}: {w:.2f} nm" for b, w in zip(layers, wavelength_nm, strict=True)]
+
+
 def write_patch_tiff(
-    path: Path, pixels: np.ndarray, epsg: int, x0: float, y0: float, descriptions: list[str]
+    path: Path,
+    pixels: np.ndarray,
+    epsg: int,
+    x0: float,
+    y0: float,
+    descriptions: list[str],
+    nodata: int = NODATA,
 ) -> None:
-    """One patch as an uncompressed band-sequential GeoTIFF, written atomically."""
+    """One patch (bands, y, x) as an uncompressed band-sequential GeoTIFF of its own dtype, on the
+    patch grid, written atomically (images: int16 with NODATA; label masks: their codes, 0)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     profile = {
@@ -78,10 +88,10 @@ def write_patch_tiff(
         "width": pixels.shape[2],
         "height": pixels.shape[1],
         "count": pixels.shape[0],
-        "dtype": "int16",
+        "dtype": pixels.dtype.name,
         "crs": f"EPSG:{epsg}",
         "transform": Affine(*transform_of(x0, y0)),
-        "nodata": NODATA,
+        "nodata": nodata,
         "interleave": "band",
     }
     with rasterio.open(tmp, "w", **profile) as dst:

@@ -104,8 +104,8 @@ def test_masks_equal_the_raster_where_it_shares_the_patch_grid(released):
     assert len(samples) >= len(part) // 2
     assert same.any()
     for row in np.flatnonzero(same.to_numpy()):
-        col = int(round((samples["x0"].iat[row] - x0) / 30))
-        line = int(round((y1 - samples["y0"].iat[row]) / 30))
+        col = round((samples["x0"].iat[row] - x0) / 30)
+        line = round((y1 - samples["y0"].iat[row]) / 30)
         np.testing.assert_array_equal(built.content.masks[row], values[line : line + 128, col : col + 128])
 
 
