@@ -531,3 +531,25 @@ CLASS_MAPS: Mapping[str, ClassMap] = {
     "desis_cdl": DESIS_CDL,
 }
 """The published label class maps by name."""
+
+
+INLINE_KNOWN_CODES: frozenset[int] = frozenset(range(1 << 16))
+"""Codes of a product configured inline: every 16-bit value is known (no legend to check against)."""
+
+
+def inline_class_map(name: str, task: str, classes: Iterable[tuple[str, tuple[int, ...]]]) -> ClassMap:
+    """A class map given in a product's configuration: (class name, codes) per class. A
+    segmentation map gets a last "Background" class that takes every other code and is ignored,
+    as the published CDL and NLCD maps do."""
+    names = tuple(n for n, _ in classes)
+    codes = tuple(tuple(c) for _, c in classes)
+    if task == "segmentation":
+        return ClassMap(
+            name=name,
+            classes=(*names, "Background"),
+            codes=(*codes, _background(INLINE_KNOWN_CODES, codes)),
+            ignore_index=len(names),
+            task=task,
+            source_codes_known=INLINE_KNOWN_CODES,
+        )
+    return ClassMap(name, names, codes, None, task, INLINE_KNOWN_CODES)

@@ -12,6 +12,9 @@ code; they are rasterised onto the patch grid before the same class map applies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
+
+from storage_schemas.label_classes import CLASS_MAPS, ClassMap, inline_class_map
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class LabelProduct:
     path_pattern: str
     """Relative to the label-source root; ``{year}`` is replaced by each product year."""
     class_map: str
-    """Key of ``storage_schemas.label_classes.CLASS_MAPS``."""
+    """Key of ``storage_schemas.label_classes.CLASS_MAPS``, or the name of the inline ``classes``."""
     task: str
     """``multilabel`` (one multi-hot vector per patch) or ``segmentation`` (a mask)."""
     mask_folder: str
@@ -47,6 +50,9 @@ class LabelProduct:
     """A patch with less of its area labelled is left out (recorded)."""
     balance: bool = False
     """Resample towards a more balanced class distribution (EnMAP-CDL)."""
+    classes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """An inline class map, (class name, source codes) per class, for a product whose map is not
+    among the published ones (see ``label_classes.inline_class_map``)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -114,3 +120,13 @@ def product_year(product: LabelProduct, acquired_year: int) -> int | None:
     if product.year_rule == "nearest":
         return min(product.years, key=lambda y: (abs(y - acquired_year), y))
     return None
+
+
+@cache
+def class_map_of(product: LabelProduct) -> ClassMap:
+    """The product's class map: its inline ``classes`` when given, else the published map."""
+    if product.classes:
+        return inline_class_map(product.class_map, product.task, product.classes)
+    if product.class_map not in CLASS_MAPS:
+        raise KeyError(f"{product.name}: no class map {product.class_map!r} and no inline classes")
+    return CLASS_MAPS[product.class_map]

@@ -26,6 +26,7 @@ from rasterio.errors import RasterioError
 from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.windows import Window, from_bounds
 
+from assets.labels.vector_labels import VectorLabels
 from storage_schemas.patch_store import transform_of
 from storage_schemas.plan import PATCH_PX
 
@@ -82,17 +83,24 @@ class AlignedLabel:
 
 
 def align_to_patch(
-    ds: rasterio.DatasetReader, epsg: int, x0: float, y0: float, oversample: int = 1
+    source: rasterio.DatasetReader | VectorLabels, epsg: int, x0: float, y0: float, oversample: int = 1
 ) -> AlignedLabel:
-    """The source codes of an open label raster on the patch whose upper-left corner is (x0, y0);
-    ``oversample`` > 1 (sources coarser than the patch) samples class presence on a finer grid."""
-    codes = _warp(ds, epsg, Affine(*transform_of(x0, y0)), PATCH_PX)
+    """The source codes of an open label raster (or rasterised polygons) on the patch whose
+    upper-left corner is (x0, y0); ``oversample`` > 1 (sources coarser than the patch) samples
+    class presence on a finer grid."""
+    codes = _render(source, epsg, Affine(*transform_of(x0, y0)), PATCH_PX)
     dense = codes
     if oversample > 1:
         fine = Affine(*transform_of(x0, y0)) @ Affine.scale(1 / oversample)
-        dense = _warp(ds, epsg, fine, PATCH_PX * oversample)
+        dense = _render(source, epsg, fine, PATCH_PX * oversample)
     present = np.unique(dense[dense != UNLABELLED])
     return AlignedLabel(codes, float((codes != UNLABELLED).mean()), present)
+
+
+def _render(source, epsg: int, transform: Affine, size: int) -> np.ndarray:
+    if isinstance(source, VectorLabels):
+        return source.render(epsg, transform, size, UNLABELLED)
+    return _warp(source, epsg, transform, size)
 
 
 def _warp(ds: rasterio.DatasetReader, epsg: int, transform: Affine, size: int) -> np.ndarray:

@@ -32,9 +32,8 @@ from assets.labels.splits import (
     random_split,
 )
 from assets.patches.store import open_store, store_bands
-from storage_schemas.label_classes import CLASS_MAPS
 from storage_schemas.label_dataset import SAMPLE_COORDS, SPLIT_NAMES, dataset_path
-from storage_schemas.label_products import LabelProduct
+from storage_schemas.label_products import LabelProduct, class_map_of
 from storage_schemas.release import MANIFEST, PATCH_INDEX
 
 
@@ -95,7 +94,7 @@ def build_label_dataset(
     table = labelled.table()
     keep = (table["reason"] == "").to_numpy()
     left.append(table.loc[~keep, ["sample_id", "reason"]])
-    class_map = CLASS_MAPS[product.class_map]
+    class_map = class_map_of(product)
     cap = None
     if product.balance:
         kept_labels = [p for p, k in zip(labelled.labels, keep, strict=True) if k]
@@ -184,7 +183,7 @@ def _stack_classes(labels, product: LabelProduct, class_map) -> np.ndarray:
 
 
 def _attrs(product, manifest, store, sources, convention, split, cap) -> dict:
-    class_map = CLASS_MAPS[product.class_map]
+    class_map = class_map_of(product)
     return {
         "name": product.name,
         "sensor": product.sensor,

@@ -31,8 +31,7 @@ from assets.labels.sources import find_source_files
 from assets.patches.release_publish import ReleaseNotFoundError, release_folder
 from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
 from assets.ui_metadata import png_markdown
-from storage_schemas.label_classes import CLASS_MAPS
-from storage_schemas.label_products import LABEL_PRODUCTS, LabelProduct
+from storage_schemas.label_products import LABEL_PRODUCTS, LabelProduct, class_map_of
 from storage_schemas.patch_reader import PatchReader
 
 RELEASE_ASSETS = {"enmap": AssetKey("spectral_earth")}
@@ -98,7 +97,7 @@ class LabelDatasetConfig(Config):
 
 
 def label_dataset_asset(product: LabelProduct) -> AssetsDefinition:
-    class_map = CLASS_MAPS[product.class_map]
+    class_map = class_map_of(product)
 
     @asset(
         name=product.name,
@@ -151,7 +150,7 @@ def label_dataset_asset(product: LabelProduct) -> AssetsDefinition:
 
 def _metadata(product: LabelProduct, built, seconds: float) -> dict:
     content = built.content
-    class_map = CLASS_MAPS[product.class_map]
+    class_map = class_map_of(product)
     counts = class_counts(content, list(class_map.classes))
     splits = content.samples["split"].value_counts().to_dict()
     unit = "patches with the class" if content.classes.ndim == 2 else "labelled pixels"

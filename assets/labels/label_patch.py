@@ -15,8 +15,8 @@ import numpy as np
 import rasterio
 
 from assets.labels.align import UNLABELLED, align_to_patch
-from storage_schemas.label_classes import CLASS_MAPS, corine_to_clc, detect_corine_convention
-from storage_schemas.label_products import LabelProduct
+from storage_schemas.label_classes import corine_to_clc, detect_corine_convention
+from storage_schemas.label_products import LabelProduct, class_map_of
 
 NO_CODE = 0
 """Mask value of unlabelled pixels in the stored and exported masks (no product uses 0 as a class:
@@ -48,7 +48,7 @@ def label_patch(
         present = corine_to_clc(present, convention)
         labelled &= codes != NO_CODE
         present = present[present != NO_CODE]
-    class_map = CLASS_MAPS[product.class_map]
+    class_map = class_map_of(product)
     if product.task == "multilabel":
         classes, unknown = class_map.multi_hot(present)
     else:

@@ -7,7 +7,9 @@ so 15,000 NLCD patches come back as about 1 GB; the dataset writer takes them fr
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pandas as pd
 import rasterio
 
 from assets.labels.label_patch import PatchLabel, label_patch, source_convention
+from assets.labels.vector_labels import VectorLabels, read_label_vector
 from storage_schemas.label_products import LabelProduct
 
 PATCHES_PER_TASK = 64
@@ -24,6 +27,7 @@ PATCHES_PER_TASK = 64
 class LabelTask:
     product: LabelProduct
     raster: Path
+    """The source file (a raster, or polygons for a vector product)."""
     rows: pd.DataFrame
     """sample_id, epsg, x0, y0 of the task's patches."""
 
@@ -58,14 +62,29 @@ def label_tasks(candidates: pd.DataFrame, product: LabelProduct, rasters: dict[i
 
 
 def run_label_task(task: LabelTask) -> tuple[str, list[tuple[str, PatchLabel]]]:
-    """Open the raster once, detect its code convention, label every patch of the task."""
-    with rasterio.open(task.raster) as ds:
-        convention = source_convention(ds, task.product)
+    """Open the source once, detect its code convention, label every patch of the task."""
+    with _open_source(task.raster, task.product) as source:
+        convention = "" if task.product.kind == "vector" else source_convention(source, task.product)
         out = [
-            (row.sample_id, label_patch(ds, task.product, int(row.epsg), row.x0, row.y0, convention))
+            (row.sample_id, label_patch(source, task.product, int(row.epsg), row.x0, row.y0, convention))
             for row in task.rows.itertuples()
         ]
     return convention, out
+
+
+@contextmanager
+def _open_source(path: Path, product: LabelProduct):
+    if product.kind == "vector":
+        yield _vector(path, product, path.stat().st_mtime_ns)
+        return
+    with rasterio.open(path) as ds:
+        yield ds
+
+
+@lru_cache(maxsize=2)
+def _vector(path: Path, product: LabelProduct, mtime_ns: int) -> VectorLabels:
+    """Polygons read once per worker process and file version, not once per task."""
+    return read_label_vector(path, product)
 
 
 def label_candidates(

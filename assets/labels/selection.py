@@ -70,7 +70,11 @@ def _reaches(patches: pd.DataFrame, bounds: tuple[float, float, float, float]) -
         xs = np.stack([x0, x0 + PATCH_M, x0, x0 + PATCH_M])
         ys = np.stack([y0, y0, y0 - PATCH_M, y0 - PATCH_M])
         lon, lat = to_lonlat.transform(xs, ys)
-        meets = (lon.max(0) >= west) & (lon.min(0) <= east) & (lat.max(0) >= south) & (lat.min(0) <= north)
+        if west <= east:
+            in_lon = (lon.max(0) >= west) & (lon.min(0) <= east)
+        else:  # the source crosses the antimeridian: [west, 180] and [-180, east]
+            in_lon = (lon.max(0) >= west) | (lon.min(0) <= east)
+        meets = in_lon & (lat.max(0) >= south) & (lat.min(0) <= north)
         out[patches.index.get_indexer(part.index)] = meets
     return out
 

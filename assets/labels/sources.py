@@ -1,4 +1,5 @@
-"""Find and describe the rasters of a label source (CORINE, CDL, NLCD) under the label-source root.
+"""Find and describe the files of a label source (CORINE, CDL, NLCD rasters; polygons for vector
+products) under the label-source root.
 
 A product entry (``storage_schemas.label_products``) names its files by a pattern relative to the
 root: ``cdl/{year}_30m_cdls.tif`` for a product released per year, ``corine/*.tif`` for a single
@@ -13,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rasterio
+from rasterio.crs import CRS as RioCRS
 from rasterio.warp import transform_bounds
 
 from assets.labels.align import LabelRaster, LabelSourceError, describe_label_raster
+from assets.labels.vector_labels import VectorSourceError, read_label_vector
 from storage_schemas.label_products import LabelProduct
 
 
@@ -76,15 +79,20 @@ def find_source_files(root: Path, product: LabelProduct) -> SourceFiles:
             )
             continue
         try:
-            found.files[year] = _describe(matches[0], year)
-        except LabelSourceError as exc:
+            found.files[year] = _describe(matches[0], year, product)
+        except (LabelSourceError, VectorSourceError) as exc:
             found.problems.append(str(exc))
     return found
 
 
-def _describe(path: Path, year: int) -> SourceFile:
-    raster = describe_label_raster(path)
-    with rasterio.open(path) as ds:
-        bounds = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
+def _describe(path: Path, year: int, product: LabelProduct) -> SourceFile:
+    if product.kind == "vector":
+        vector = read_label_vector(path, product)
+        raster = LabelRaster(path, RioCRS.from_wkt(vector.crs.to_wkt()), None, str(vector.codes.dtype))
+        bounds = transform_bounds(raster.crs, "EPSG:4326", *vector.bounds, densify_pts=21)
+    else:
+        raster = describe_label_raster(path)
+        with rasterio.open(path) as ds:
+            bounds = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
     stat = path.stat()
     return SourceFile(year, raster, tuple(float(b) for b in bounds), stat.st_size, stat.st_mtime_ns)

@@ -36,7 +36,8 @@ def albers_around(index: pd.DataFrame) -> CRS:
     """An Albers equal-area CRS centred on the patches, on the WGS84 datum and without an EPSG
     code, as the real NLCD sample's."""
     lon, lat = patch_centres_lonlat(index)
-    lon0, lat0 = float(np.median(lon)), float(np.median(lat))
+    lon0 = float(np.degrees(np.angle(np.exp(1j * np.radians(lon)).mean())))  # right across +-180 too
+    lat0 = float(np.median(lat))
     return CRS.from_proj4(
         f"+proj=aea +lat_0={lat0:.3f} +lon_0={lon0:.3f} +lat_1={lat0 - 5:.3f} +lat_2={lat0 + 5:.3f} "
         "+x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
