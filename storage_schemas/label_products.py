@@ -104,8 +104,10 @@ LABEL_PRODUCTS: dict[str, LabelProduct] = {
             class_map="desis_cdl",
             task="segmentation",
             mask_folder="cdl",
-            years=(2019, 2020, 2021, 2022, 2023),
+            years=(2021, 2022, 2023),
             year_rule="same",
+            months=(6, 7, 8, 9),
+            notes=("DESIS tiles of the summers of 2021, 2022 and 2023, as the paper",),
         ),
     )
 }
