@@ -16,14 +16,16 @@ exactly when it covers some of the patch, as BigEarthNet defines its labels from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from affine import Affine
+from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
-from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window, from_bounds
 
 from assets.labels.vector_labels import VectorLabels
@@ -114,7 +116,7 @@ def _warp(ds: rasterio.DatasetReader, epsg: int, transform: Affine, size: int) -
     dst_crs = CRS.from_epsg(epsg)
     left, top = transform * (0, 0)
     right, bottom = transform * (size, size)
-    bounds = transform_bounds(dst_crs, ds.crs, left, bottom, right, top, densify_pts=21)
+    bounds = _to_source(epsg, ds.crs.to_wkt()).transform_bounds(left, bottom, right, top, densify_pts=21)
     window = _source_window(ds, bounds)
     if window is None:
         return out
@@ -130,6 +132,12 @@ def _warp(ds: rasterio.DatasetReader, epsg: int, transform: Affine, size: int) -
         resampling=Resampling.nearest,
     )
     return out
+
+
+@lru_cache(maxsize=64)
+def _to_source(epsg: int, source_wkt: str) -> Transformer:
+    """One PROJ transformer per (patch zone, source CRS): building it took 19 ms, the warp 7."""
+    return Transformer.from_crs(f"EPSG:{epsg}", source_wkt, always_xy=True)
 
 
 def _source_window(ds: rasterio.DatasetReader, bounds, margin: int = 3) -> Window | None:
