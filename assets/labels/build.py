@@ -92,7 +92,7 @@ def build_label_dataset(
     rasters = {year: f.path for year, f in sources.files.items()}
     labelled = label_candidates(selection.candidates, product, rasters, map_fn)
     table = labelled.table()
-    keep = (table["reason"] == "").to_numpy()
+    keep = (table["reason"] == "").to_numpy(copy=True)
     left.append(table.loc[~keep, ["sample_id", "reason"]])
     class_map = class_map_of(product)
     cap = None

@@ -8,7 +8,8 @@ grid). With ``catalog_only`` it writes just the tile catalog of the same plan, f
 mission scale. Modules:
 
 - ``acquisitions``: the plan (geometry, time, names) and the visit model to calibrate.
-- ``sites``: areas of interest on land, and the antimeridian anchor site (Taveuni, Fiji).
+- ``sites``: areas of interest on land, the antimeridian anchor site (Taveuni, Fiji) and the
+  demo model's label anchors (US Corn Belt in summer 2022/2023, northern Germany).
 - ``coverage``: how many tiles cover each 128 px location (the calibration yardstick).
 - ``covers``: cloud/haze/cirrus/snow/shadow cover per tile.
 - ``spectra``: endmembers (real Potsdam classes when ``../shared/realdata`` is there, analytic).
@@ -20,6 +21,9 @@ mission scale. Modules:
 - ``faults``: faulty products injected on purpose.
 - ``catalog_only``: ``catalog/tiles.parquet`` straight from the plan.
 - ``archive``: ``simulate_archive``, which ties them together.
+- ``label_rasters``: simulated CORINE, CDL and NLCD rasters over an archive's footprints
+  (``label_grids``: the real products' grids and conventions; ``ground_cover``: the landscape
+  at any point; ``label_codes``: ground cover -> product codes).
 """
 
 from assets.archive.simulator.acquisitions import (

@@ -32,7 +32,7 @@ from functools import cache
 import numpy as np
 from pyproj import Geod, Transformer
 
-from assets.archive.simulator.sites import ANCHOR_SITES, draw_sites
+from assets.archive.simulator.sites import ANCHOR_SITES, LABEL_ANCHOR_SITES, AnchorSite, draw_sites
 
 PIXEL_SIZE_M = 30.0
 GRID_OFFSET_M = 15.0
@@ -105,6 +105,8 @@ class VisitModel:
     oversupply: float = 1.1
     """Visits are drawn for this many times the tiles asked for, then a random subset is kept,
     so that a small archive is not all one heavily revisited site."""
+    anchors: tuple[AnchorSite, ...] = ANCHOR_SITES
+    """Sites imaged before any random one, with their visit counts (and days, where given)."""
 
     def mean_visits(self) -> float:
         return float(sum(k * p for k, p in self.visit_count_pmf) / sum(p for _, p in self.visit_count_pmf))
@@ -120,9 +122,12 @@ DEMO_VISIT_MODEL = VisitModel(
     strip_length_pmf=((1, 0.5), (2, 0.5)),
     across_track_offset=0.1,
     oversupply=1.0,
+    anchors=ANCHOR_SITES + LABEL_ANCHOR_SITES,
 )
 """A few dozen products that show what the mission statistics only show at scale: every site
-seen several times, on short strips with small pointing offsets, so that tiles overlap."""
+seen several times, on short strips with small pointing offsets, so that tiles overlap; and the
+label anchors (US Corn Belt in the summers of 2022/2023, northern Germany), so that the demo
+yields the CORINE, CDL and NLCD datasets too."""
 
 VISIT_MODELS = {"mission": DEFAULT_VISIT_MODEL, "demo": DEMO_VISIT_MODEL}
 
@@ -303,7 +308,7 @@ def _draw_visits(rng: np.random.Generator, tiles: int, model: VisitModel) -> _Vi
     """Anchor visits first, then visits of random sites in random order, cut at ``tiles``."""
     visit_values, visit_p = _pmf(model.visit_count_pmf)
     strip_values, strip_p = _pmf(model.strip_length_pmf)
-    anchors = [(i, a) for i, a in enumerate(ANCHOR_SITES) for _ in range(a.visits)]
+    anchors = [(i, a) for i, a in enumerate(model.anchors) for _ in range(a.visits)]
     site = [np.array([i for i, _ in anchors], dtype=np.int64)]
     lon = [np.array([a.lon for _, a in anchors])]
     lat = [np.array([a.lat for _, a in anchors])]
@@ -312,7 +317,7 @@ def _draw_visits(rng: np.random.Generator, tiles: int, model: VisitModel) -> _Vi
     target = max(tiles - have, 0) * model.oversupply
     per_site = model.mean_visits() * model.mean_strip_length()
     batch = max(8, int(np.ceil(target / per_site / 8)))
-    sites_so_far = len(ANCHOR_SITES)
+    sites_so_far = len(model.anchors)
     extra_site, extra_lon, extra_lat, extra_len = [], [], [], []
     drawn = 0
     while drawn < target:
@@ -341,6 +346,24 @@ def _draw_visits(rng: np.random.Generator, tiles: int, model: VisitModel) -> _Vi
     return _Visits(visits.site[:keep], visits.lon[:keep], visits.lat[:keep], length)
 
 
+def _anchor_days(day: np.ndarray, site: np.ndarray, anchors: tuple[AnchorSite, ...], seed: int) -> np.ndarray:
+    """Move the visits of anchors with date windows into them (the k-th visit of an anchor into
+    its k-th window, cyclically), drawn from a stream of their own so that other visits keep
+    their days; anchors without windows keep the day drawn for them."""
+    if not any(a.date_windows for a in anchors):
+        return day
+    rng = np.random.default_rng([seed, 0x414E4348])  # "ANCH"
+    day = day.copy()
+    for index, anchor in enumerate(anchors):
+        for k, visit in enumerate(np.flatnonzero(site == index).tolist()):
+            if not anchor.date_windows:
+                break
+            first, last = (np.datetime64(d, "D") for d in anchor.date_windows[k % len(anchor.date_windows)])
+            days = int((last - first).astype(int)) + 1
+            day[visit] = first + np.timedelta64(int(rng.integers(0, days)), "D")
+    return day
+
+
 def plan_acquisitions(
     tiles: int, tile_size: int = 1000, seed: int = 0, model: VisitModel = DEFAULT_VISIT_MODEL
 ) -> AcquisitionPlan:
@@ -364,6 +387,7 @@ def plan_acquisitions(
     site_at = rng.random(n_visits)
     n_days = int((MISSION_END - MISSION_START).astype(np.int64)) + 1
     day = MISSION_START + rng.integers(0, n_days, n_visits).astype("timedelta64[D]")
+    day = _anchor_days(day, visits.site, model.anchors, seed)
     local_h = rng.uniform(*LOCAL_SOLAR_TIME_H, n_visits)
     delay_days = rng.uniform(*PROCESSING_DELAY_DAYS, n_visits)
     datatake_gaps = rng.geometric(0.35, n_visits)

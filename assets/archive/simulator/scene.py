@@ -108,7 +108,7 @@ def biome_of(lon: float, lat: float) -> str:
     return "tropical" if abs(lat) < 23.5 else "mixed"
 
 
-def _splitmix(z: np.ndarray) -> np.ndarray:
+def splitmix64(z: np.ndarray) -> np.ndarray:
     z = z + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -135,17 +135,47 @@ def ground_fields(key: int, channels: int, x: np.ndarray, y: np.ndarray, scales=
         for octave, (spacing, amplitude) in enumerate(scales):
             gx = np.arange(np.floor(x.min() / spacing), np.floor(x.max() / spacing) + 2).astype(np.int64)
             gy = np.arange(np.floor(y.min() / spacing), np.floor(y.max() / spacing) + 2).astype(np.int64)
-            base = _splitmix(np.uint64(key) * np.uint64(1_000_003) + np.uint64(octave))
-            chan = _splitmix(base + np.arange(channels, dtype=np.uint64))[:, None, None]
+            base = splitmix64(np.uint64(key) * np.uint64(1_000_003) + np.uint64(octave))
+            chan = splitmix64(base + np.arange(channels, dtype=np.uint64))[:, None, None]
             node = (gy.astype(np.uint64)[:, None] << np.uint64(32)) ^ (
                 gx.astype(np.uint64)[None, :] & np.uint64(0xFFFFFFFF)
             )
-            values = _splitmix(chan ^ _splitmix(node)[None])
+            values = splitmix64(chan ^ splitmix64(node)[None])
             values = (values >> np.uint64(11)).astype(np.float64) * (2.0 / 2**53) - 1.0
             rx = _interp_matrix(x, gx, spacing)
             ry = _interp_matrix(y, gy, spacing)
             out += amplitude * np.einsum("yi,cij,xj->cyx", ry, values.astype(np.float32), rx, optimize=True)
     return out
+
+
+def landscape_key(seed: int, epsg: int) -> int:
+    """The key of the abundance fields of one UTM zone: products and simulated label rasters
+    derive the same landscape from it (``label_rasters``), so labels agree with pixels."""
+    return (seed * 1_000_003 + epsg) & 0xFFFFFFFFFFFF
+
+
+def landscape_bias(biome: str, doy: int, lat: float) -> np.ndarray:
+    """Per-material log-weights the fields vary around: the biome's prior plus the seasonal
+    shift of vegetation against dry grass and soil on day of year ``doy``."""
+    prior = np.array(_BIOMES[biome], dtype=np.float32)
+    season = np.cos(2 * np.pi * (doy - (196 if lat >= 0 else 14)) / 365.0) * min(1.0, abs(lat) / 30.0)
+    green = np.array([0.5, 0.8, -0.8, -0.4, 0, 0, 0, 0], dtype=np.float32) * season
+    return prior + green
+
+
+def surface_abundance(
+    seed: int, epsg: int, x: np.ndarray, y: np.ndarray, bias: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(materials, len(y), len(x)) abundances (summing to 1) and (len(y), len(x)) terrain shade
+    at UTM pixel centres ``x``, ``y`` of zone ``epsg``: a function of ground position only."""
+    k = len(SURFACE_MATERIALS)
+    logits = ground_fields(landscape_key(seed, epsg), k + 1, x, y)
+    shade = 1.0 + 0.08 * logits[k]  # terrain illumination, also pinned to the ground
+    logits = (logits[:k] * 1.6 + bias[:, None, None]) / SOFTMAX_TEMPERATURE
+    logits -= logits.max(axis=0, keepdims=True)
+    abundance = np.exp(logits)
+    abundance /= abundance.sum(axis=0, keepdims=True)
+    return abundance, shade
 
 
 @cache
@@ -225,22 +255,12 @@ def render_scene(
     # Landscape: abundances pinned to the ground, shifted by season.
     lon, lat = tile.center_lon, tile.center_lat
     biome = biome_of(lon, lat)
-    prior = np.array(_BIOMES[biome], dtype=np.float32)
     doy = int(
         (
             tile.start.astype("datetime64[D]") - tile.start.astype("datetime64[Y]").astype("datetime64[D]")
         ).astype(int)
     )
-    season = np.cos(2 * np.pi * (doy - (196 if lat >= 0 else 14)) / 365.0) * min(1.0, abs(lat) / 30.0)
-    green = np.array([0.5, 0.8, -0.8, -0.4, 0, 0, 0, 0], dtype=np.float32) * season
-    zone_key = (seed * 1_000_003 + tile.epsg) & 0xFFFFFFFFFFFF
-    k = len(SURFACE_MATERIALS)
-    logits = ground_fields(zone_key, k + 1, x, y)
-    shade = 1.0 + 0.08 * logits[k]  # terrain illumination, also pinned to the ground
-    logits = (logits[:k] * 1.6 + (prior + green)[:, None, None]) / SOFTMAX_TEMPERATURE
-    logits -= logits.max(axis=0, keepdims=True)
-    abundance = np.exp(logits)
-    abundance /= abundance.sum(axis=0, keepdims=True)
+    abundance, shade = surface_abundance(seed, tile.epsg, x, y, landscape_bias(biome, doy, lat))
     water = abundance.argmax(axis=0) == library.index("water")
 
     # Atmosphere and clouds: per acquisition, with exact pixel counts.

@@ -4,7 +4,10 @@ EnMAP is a tasked mission: it images places that users ordered, not a continuous
 such a place, drawn from a coarse built-in map of land regions (boxes that are mostly land, so the
 simulator needs no coastline data), weighted by area. A few fixed *anchor* sites are always
 present because later stages must handle them: the antimeridian through Taveuni (Fiji), where
-footprints cross +-180 deg.
+footprints cross +-180 deg. The demo visit model adds label anchors (:data:`LABEL_ANCHOR_SITES`):
+farmland in the US Corn Belt imaged in the summers the EnMAP-CDL dataset takes (June-September
+2022 and 2023) and farmland in northern Germany (CORINE), so that a demo archive yields every
+downstream label dataset.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ class AnchorSite:
     lat: float
     visits: int
     strip_length: int
+    date_windows: tuple[tuple[str, str], ...] = ()
+    """Inclusive ``(first, last)`` days (ISO) the visits fall in, taken in turn; empty: any day
+    of the mission, like other sites."""
 
 
 ANCHOR_SITES: tuple[AnchorSite, ...] = (
@@ -75,6 +81,19 @@ ANCHOR_SITES: tuple[AnchorSite, ...] = (
     # because across-track offsets stay within half a swath.
     AnchorSite("Taveuni (Fiji), antimeridian", 180.0, -16.8, visits=2, strip_length=2),
 )
+
+SUMMERS_2022_2023 = (("2022-06-01", "2022-09-30"), ("2023-06-01", "2023-09-30"))
+"""The acquisition months of EnMAP-CDL (``storage_schemas.label_products``)."""
+
+LABEL_ANCHOR_SITES: tuple[AnchorSite, ...] = (
+    # Corn Belt (central Illinois; biome "cropland"): CDL and NLCD, summer visits only.
+    AnchorSite(
+        "Corn Belt (Illinois), CDL", -88.9, 40.4, visits=3, strip_length=1, date_windows=SUMMERS_2022_2023
+    ),
+    # Northern Germany near Hannover (biome "cropland"), where the real CORINE sample lies.
+    AnchorSite("Lower Saxony (Germany), CORINE", 9.9, 52.5, visits=2, strip_length=1),
+)
+"""Anchors of the demo visit model only: the mission model's archives stay as they were."""
 
 
 @dataclass(frozen=True)
