@@ -12,6 +12,7 @@ import sys
 
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
+from assets.labels.defs import LABEL_DATASET_ASSETS
 from pipelines.definitions import defs
 from pipelines.resources import resources_for
 from pipelines.sensors import enmap_tiles_sensor
@@ -55,6 +56,9 @@ def main() -> int:
         print("release_job failed; see `make ui` for the run log", file=sys.stderr)
         return 1
     published = release.asset_materializations_for_node("spectral_earth")[0].metadata
+    labels = defs.resolve_job_def("labels_job").execute_in_process(
+        instance=instance, run_config=QUIET, raise_on_error=False
+    )
     print()
     print("SpectralForge demo: the archive is simulated (products marked SIMULATED), the pipeline is real.")
     print(catalog_summary(DataLayout.from_env()))
@@ -65,10 +69,32 @@ def main() -> int:
     )
     print(f"             {published['path'].value}")
     print(f"store        {DataLayout.from_env().store}")
-    print(f"runs         catalog_job + {runs} tiles_job run(s) + release_job")
+    for line in label_summary(labels):
+        print(line)
+    print(f"runs         catalog_job + {runs} tiles_job run(s) + release_job + labels_job")
     print(f"             recorded in {instance.root_directory}")
     print("next         `make ui` and open http://127.0.0.1:3000 (Assets, Runs, partitions of tile_patches)")
     return 0
+
+
+def label_summary(result) -> list[str]:
+    """One line per label dataset of a ``labels_job`` run: samples per split, or why it failed."""
+    lines = []
+    for name in sorted(a.key.path[-1] for a in LABEL_DATASET_ASSETS):
+        events = [e for e in result.get_step_success_events() if e.step_key == name]
+        if not events:
+            failure = next((e for e in result.all_events if e.step_key == name and e.is_failure), None)
+            why = failure.event_specific_data.error.message.strip() if failure else "not run"
+            lines.append(f"labels       {name}: not built: {why[:160]}")
+            continue
+        md = result.asset_materializations_for_node(name)[0].metadata
+        lines.append(
+            f"labels       {name} {md['version'].value}: {md['dagster/row_count'].value} samples "
+            f"(train {md['samples_train'].value}, val {md['samples_val'].value}, "
+            f"test {md['samples_test'].value}), "
+            f"{md['left_out'].value} release patches left out"
+        )
+    return lines
 
 
 if __name__ == "__main__":

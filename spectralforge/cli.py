@@ -31,6 +31,12 @@ def _simulate(args: argparse.Namespace) -> int:
         model=VISIT_MODELS[args.visit_model],
     )
     print(summary.describe())
+    if not args.catalog_only and not args.no_labels:
+        from assets.archive.simulator.acquisitions import plan_acquisitions
+        from assets.archive.simulator.label_rasters import write_label_rasters_for_archive
+
+        plan = plan_acquisitions(args.tiles, args.tile_size, args.seed, VISIT_MODELS[args.visit_model])
+        print(write_label_rasters_for_archive(Path(args.out), plan).describe())
     return 0
 
 
@@ -157,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--faults", type=int, default=0, help="inject this many faulty products")
     sim.add_argument("--workers", type=int, default=2)
+    sim.add_argument(
+        "--no-labels",
+        action="store_true",
+        help="do not write simulated CORINE, CDL and NLCD rasters under <out>/label_sources",
+    )
     sim.add_argument(
         "--visit-model",
         choices=["mission", "demo"],
