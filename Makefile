@@ -6,11 +6,14 @@ PYTHON ?= python3
 
 export SPECTRAL_DATA_ROOT := $(abspath $(or $(SPECTRAL_DATA_ROOT),data))
 export ENMAP_ARCHIVE := $(abspath $(or $(ENMAP_ARCHIVE),$(SPECTRAL_DATA_ROOT)/archive))
+export DESIS_ARCHIVE := $(abspath $(or $(DESIS_ARCHIVE),$(SPECTRAL_DATA_ROOT)/archive_desis))
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),$(SPECTRAL_DATA_ROOT)/.dagster))
 
 DEMO_TILES ?= 36
 DEMO_TILE_SIZE ?= 384
 DEMO_FAULTS ?= 6
+DEMO_DESIS_TILES ?= 10
+DEMO_DESIS_TILE_SIZE ?= 320
 UI_PORT ?= 3000
 
 .PHONY: setup demo ui test lint format bench clean-data
@@ -32,6 +35,11 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	  echo "simulating $(DEMO_TILES) products into $(SPECTRAL_DATA_ROOT)/archive"; \
 	  $(BIN)/spectralforge simulate --out $(SPECTRAL_DATA_ROOT) --tiles $(DEMO_TILES) \
 	    --tile-size $(DEMO_TILE_SIZE) --faults $(DEMO_FAULTS) --seed 2 --visit-model demo; \
+	fi
+	@if [ ! -d "$(DESIS_ARCHIVE)" ]; then \
+	  echo "simulating $(DEMO_DESIS_TILES) DESIS-like products into $(SPECTRAL_DATA_ROOT)/archive_desis"; \
+	  $(BIN)/spectralforge simulate --sensor desis --out $(SPECTRAL_DATA_ROOT) --tiles $(DEMO_DESIS_TILES) \
+	    --tile-size $(DEMO_DESIS_TILE_SIZE) --seed 2 --visit-model demo; \
 	fi
 	$(BIN)/python -W ignore -m pipelines.demo
 

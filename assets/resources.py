@@ -17,19 +17,24 @@ MapFn = Callable[[Callable, Sequence], Iterable]
 
 
 class DataRoot(ConfigurableResource):
-    """The data root and the archive root; empty fields fall back to the environment
-    (``SPECTRAL_DATA_ROOT``, ``ENMAP_ARCHIVE``) and then to ``./data`` and ``<root>/archive``."""
+    """The data root and the archive roots; empty fields fall back to the environment
+    (``SPECTRAL_DATA_ROOT``, ``ENMAP_ARCHIVE``, ``DESIS_ARCHIVE``) and then to ``./data``,
+    ``<root>/archive`` and ``<root>/archive_desis``."""
 
     data_root: str = ""
     archive: str = ""
+    desis_archive: str = ""
 
-    def layout(self) -> DataLayout:
+    def layout(self, sensor: str = "enmap") -> DataLayout:
+        """The files of one sensor (``storage_schemas.paths``): EnMAP unless said otherwise."""
         env = {}
         if self.data_root:
             env["SPECTRAL_DATA_ROOT"] = self.data_root
         if self.archive:
             env["ENMAP_ARCHIVE"] = self.archive
-        return DataLayout.from_env(env) if env else DataLayout.from_env()
+        if self.desis_archive:
+            env["DESIS_ARCHIVE"] = self.desis_archive
+        return DataLayout.from_env(env, sensor) if env else DataLayout.from_env(sensor=sensor)
 
 
 class LabelSourcesRoot(ConfigurableResource):

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             shown = " ".join(f"{r:.0f}" for r in runs)
             print(
                 f"{name:<8} {raster:>16} {args.patches:>8} {labelled:>9.3f} {rates[name]:>15.1f} {shown:>24}"
-            )  # noqa: E501
+            )
     print(" ".join(["RESULT", *(f"{k}_per_s={v:.1f}" for k, v in rates.items())]))
     return 0
 

@@ -1,41 +1,53 @@
-"""The code location: ``dagster dev -m pipelines.definitions`` (object ``defs``)."""
+"""The code location: ``dagster dev -m pipelines.definitions`` (object ``defs``).
+
+One asset chain per sensor (``assets.chains``): EnMAP's with its historical keys, DESIS's under
+the ``desis/`` key prefix, each with its jobs, tile sensor and nightly schedule.
+"""
 
 from __future__ import annotations
 
 from dagster import Definitions
 
-from assets.archive.defs import (
-    catalog_is_consistent,
-    enmap_archive,
-    tile_catalog,
-    tile_quality,
-    unreadable_share,
-)
-from assets.geometry.defs import patch_plan, patch_plan_is_valid, temporal_intersections, tile_overlap_graph
+from assets.archive.defs import ARCHIVE
+from assets.chains import CHAINS
+from assets.geometry.defs import GEOMETRY
 from assets.labels.defs import LABEL_DATASET_ASSETS, LABEL_SOURCE_ASSETS
-from assets.patches.defs import patch_store, release_covers_the_plan, spectral_earth, tile_patches
-from pipelines.jobs import catalog_job, labels_job, release_job, tile_quality_job, tiles_job
+from assets.patches.defs import PATCHES
+from pipelines.jobs import JOBS, labels_job
 from pipelines.resources import resources_for
-from pipelines.schedules import nightly_catalog_schedule
-from pipelines.sensors import enmap_tiles_sensor
+from pipelines.schedules import desis_nightly_catalog_schedule, nightly_catalog_schedule
+from pipelines.sensors import TILE_SENSORS
+
+
+def chain_assets(sensor: str) -> list:
+    """Every asset of one sensor's chain, archive to release."""
+    archive, geometry, patches = ARCHIVE[sensor], GEOMETRY[sensor], PATCHES[sensor]
+    return [
+        archive.archive,
+        archive.tile_catalog,
+        archive.tile_quality,
+        geometry.tile_overlap_graph,
+        geometry.temporal_intersections,
+        geometry.patch_plan,
+        patches.patch_store,
+        patches.tile_patches,
+        patches.release,
+    ]
+
+
+def chain_checks(sensor: str) -> list:
+    return [*ARCHIVE[sensor].checks, *GEOMETRY[sensor].checks, *PATCHES[sensor].checks]
+
 
 defs = Definitions(
     assets=[
-        enmap_archive,
-        tile_catalog,
-        tile_quality,
-        tile_overlap_graph,
-        temporal_intersections,
-        patch_plan,
-        patch_store,
-        tile_patches,
-        spectral_earth,
+        *(a for sensor in CHAINS for a in chain_assets(sensor)),
         *LABEL_SOURCE_ASSETS,
         *LABEL_DATASET_ASSETS,
     ],
-    asset_checks=[catalog_is_consistent, unreadable_share, patch_plan_is_valid, release_covers_the_plan],
-    jobs=[catalog_job, tile_quality_job, tiles_job, release_job, labels_job],
-    schedules=[nightly_catalog_schedule],
-    sensors=[enmap_tiles_sensor],
+    asset_checks=[c for sensor in CHAINS for c in chain_checks(sensor)],
+    jobs=[*(j for sensor in CHAINS for j in JOBS[sensor].all()), labels_job],
+    schedules=[nightly_catalog_schedule, desis_nightly_catalog_schedule],
+    sensors=list(TILE_SENSORS.values()),
     resources=resources_for(),
 )

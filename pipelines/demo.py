@@ -1,9 +1,9 @@
 """``make demo``: materialise every asset through Dagster on the instance under DAGSTER_HOME.
 
-Runs ``catalog_job``, then does what the ``enmap_tiles`` sensor does on a daemon tick (register
-the new tiles as partitions, one run per batch) and runs those batches (quality and patches per
-tile), then ``release_job``, so that the UI started afterwards with ``make ui`` shows every run.
-Prints a summary at the end.
+For each sensor's chain (EnMAP, then DESIS when its archive exists): runs the catalog job, then
+does what the chain's tile sensor does on a daemon tick (register the new tiles as partitions,
+one run per batch) and runs those batches (quality and patches per tile), then the release job,
+so that the UI started afterwards with ``make ui`` shows every run. Prints a summary at the end.
 """
 
 from __future__ import annotations
@@ -12,31 +12,33 @@ import sys
 
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
+from assets.chains import CHAINS, Chain
 from assets.labels.defs import LABEL_DATASET_ASSETS
 from pipelines.definitions import defs
 from pipelines.resources import resources_for
-from pipelines.sensors import enmap_tiles_sensor
+from pipelines.sensors import TILE_SENSORS
 from spectralforge.cli import catalog_summary
 from storage_schemas.paths import DataLayout
+from storage_schemas.sensors import sensor_named
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 """The demo prints what a person reads (quarantine warnings, progress), not every engine event."""
 
 
-def main() -> int:
-    instance = DagsterInstance.get()
+def run_chain(instance: DagsterInstance, chain: Chain) -> list[str] | None:
+    """Catalog, tile runs and release of one chain; the summary lines, or None on failure."""
     data_root = resources_for()["data_root"]
-    catalog = defs.resolve_job_def("catalog_job").execute_in_process(
+    catalog = defs.resolve_job_def(chain.job("catalog_job")).execute_in_process(
         instance=instance, run_config=QUIET, raise_on_error=False
     )
     if not catalog.success:
-        print("catalog_job failed; see `make ui` for the run log", file=sys.stderr)
-        return 1
-    tile_job = defs.resolve_job_def("tiles_job")
+        print(f"{chain.job('catalog_job')} failed; see `make ui` for the run log", file=sys.stderr)
+        return None
+    tile_job = defs.resolve_job_def(chain.job("tiles_job"))
     runs, cursor = 0, None
     while True:
         context = build_sensor_context(instance=instance, cursor=cursor, resources={"data_root": data_root})
-        result = enmap_tiles_sensor(context)
+        result = TILE_SENSORS[chain.sensor](context)
         if not isinstance(result, SensorResult) or not result.run_requests:
             break
         for request in result.dynamic_partitions_requests or []:
@@ -49,31 +51,51 @@ def main() -> int:
             if not outcome.success:
                 print(f"tile run {request.run_key} failed; see `make ui`", file=sys.stderr)
         cursor = result.cursor
-    release = defs.resolve_job_def("release_job").execute_in_process(
+    release = defs.resolve_job_def(chain.job("release_job")).execute_in_process(
         instance=instance, run_config=QUIET, raise_on_error=False
     )
     if not release.success:
-        print("release_job failed; see `make ui` for the run log", file=sys.stderr)
-        return 1
-    published = release.asset_materializations_for_node("spectral_earth")[0].metadata
+        print(f"{chain.job('release_job')} failed; see `make ui` for the run log", file=sys.stderr)
+        return None
+    node = "__".join(chain.key(chain.release))
+    published = release.asset_materializations_for_node(node)[0].metadata
+    layout = data_root.layout(chain.sensor)
+    return [
+        f"== {sensor_named(chain.sensor).mission} ==",
+        catalog_summary(layout),
+        f"release      {'/'.join(chain.key(chain.release))} {published['version'].value}: "
+        f"{published['patches'].value} patches at {published['locations'].value} locations from "
+        f"{published['tiles_with_patches'].value} tiles ({published['patches_dropped'].value} patches "
+        "dropped as masked)",
+        f"             {published['path'].value}",
+        f"store        {layout.store}",
+        f"runs         {chain.job('catalog_job')} + {runs} {chain.job('tiles_job')} run(s) + "
+        f"{chain.job('release_job')}",
+    ]
+
+
+def main() -> int:
+    instance = DagsterInstance.get()
+    lines = []
+    for name, chain in CHAINS.items():
+        if name != "enmap" and not DataLayout.from_env(sensor=name).archive.is_dir():
+            continue  # DESIS is optional: only when its archive exists
+        summary = run_chain(instance, chain)
+        if summary is None:
+            return 1
+        lines += summary
     labels = defs.resolve_job_def("labels_job").execute_in_process(
         instance=instance, run_config=QUIET, raise_on_error=False
     )
+    lines += ["== label datasets ==", *label_summary(labels)]
     print()
-    print("SpectralForge demo: the archive is simulated (products marked SIMULATED), the pipeline is real.")
-    print(catalog_summary(DataLayout.from_env()))
-    print(
-        f"release      spectral_earth {published['version'].value}: {published['patches'].value} patches at "
-        f"{published['locations'].value} locations from {published['tiles_with_patches'].value} tiles "
-        f"({published['patches_dropped'].value} patches dropped as masked)"
-    )
-    print(f"             {published['path'].value}")
-    print(f"store        {DataLayout.from_env().store}")
-    for line in label_summary(labels):
-        print(line)
-    print(f"runs         catalog_job + {runs} tiles_job run(s) + release_job + labels_job")
+    print("SpectralForge demo: the archives are simulated (products marked SIMULATED), the pipeline is real.")
+    print("\n".join(lines))
     print(f"             recorded in {instance.root_directory}")
-    print("next         `make ui` and open http://127.0.0.1:3000 (Assets, Runs, partitions of tile_patches)")
+    print(
+        "next         `make ui` and open http://127.0.0.1:3000 (Assets, Runs, partitions of tile_patches "
+        "and desis/tile_patches)"
+    )
     return 0
 
 

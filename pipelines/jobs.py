@@ -1,45 +1,84 @@
-"""Jobs of the code location."""
+"""Jobs of the code location, one set per sensor's chain (``assets.chains``).
+
+EnMAP: ``catalog_job``, ``tile_quality_job``, ``tiles_job``, ``release_job``; DESIS: the same with a
+``desis_`` prefix (``desis_catalog_job``, ...).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from dagster import AssetSelection, define_asset_job
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from assets.archive.defs import tile_catalog, tile_quality
-from assets.geometry.defs import patch_plan, temporal_intersections, tile_overlap_graph
-from assets.patches.defs import patch_store, spectral_earth, tile_patches
+from assets.archive.defs import ARCHIVE
+from assets.chains import CHAINS, Chain
+from assets.geometry.defs import GEOMETRY
+from assets.patches.defs import PATCHES
+from storage_schemas.sensors import sensor_named
 
-catalog_job = define_asset_job(
-    "catalog_job",
-    selection=AssetSelection.assets(
-        tile_catalog, tile_overlap_graph, temporal_intersections, patch_plan, patch_store
-    ),
-    description="Scan the EnMAP archive into the tile catalog (new and changed products only), then "
-    "grow the patch plan: overlap graph, temporal intersections (Algorithm 1), locations and patches, "
-    "and give the new patches slots in the patch store.",
-)
 
-tile_quality_job = define_asset_job(
-    "tile_quality_job",
-    selection=AssetSelection.assets(tile_quality),
-    description="Per-tile quality and quicklooks for a range of enmap_tiles partitions.",
-)
+@dataclass(frozen=True)
+class ChainJobs:
+    catalog: UnresolvedAssetJobDefinition
+    tile_quality: UnresolvedAssetJobDefinition
+    tiles: UnresolvedAssetJobDefinition
+    release: UnresolvedAssetJobDefinition
 
-tiles_job = define_asset_job(
-    "tiles_job",
-    selection=AssetSelection.assets(tile_quality, tile_patches),
-    description="Per tile, for a range of enmap_tiles partitions: quality and quicklook, then the tile's "
-    "patches into the store. The enmap_tiles sensor requests it for new tiles.",
-)
+    def all(self) -> list[UnresolvedAssetJobDefinition]:
+        return [self.catalog, self.tile_quality, self.tiles, self.release]
 
-release_job = define_asset_job(
-    "release_job",
-    selection=AssetSelection.assets(spectral_earth),
-    description="Publish a SpectralEarth release of the committed tiles: index, statistics, STAC, figures.",
-)
+
+def chain_jobs(chain: Chain) -> ChainJobs:
+    """The jobs of one sensor's chain."""
+    archive, geometry, patches = ARCHIVE[chain.sensor], GEOMETRY[chain.sensor], PATCHES[chain.sensor]
+    mission = sensor_named(chain.sensor).mission
+    return ChainJobs(
+        catalog=define_asset_job(
+            chain.job("catalog_job"),
+            selection=AssetSelection.assets(
+                archive.tile_catalog,
+                geometry.tile_overlap_graph,
+                geometry.temporal_intersections,
+                geometry.patch_plan,
+                patches.patch_store,
+            ),
+            description=f"Scan the {mission} archive into the tile catalog (new and changed products only), "
+            "then grow the patch plan: overlap graph, temporal intersections (Algorithm 1), locations and "
+            "patches, and give the new patches slots in the patch store.",
+        ),
+        tile_quality=define_asset_job(
+            chain.job("tile_quality_job"),
+            selection=AssetSelection.assets(archive.tile_quality),
+            description=f"Per-tile quality and quicklooks for a range of {chain.partitions} partitions.",
+        ),
+        tiles=define_asset_job(
+            chain.job("tiles_job"),
+            selection=AssetSelection.assets(archive.tile_quality, patches.tile_patches),
+            description=f"Per tile, for a range of {chain.partitions} partitions: quality and quicklook, "
+            f"then the tile's patches into the store. The {chain.partitions} sensor requests it"
+            f" for new tiles.",
+        ),
+        release=define_asset_job(
+            chain.job("release_job"),
+            selection=AssetSelection.assets(patches.release),
+            description=f"Publish a release of the committed {mission} tiles: index, statistics, STAC, "
+            "figures.",
+        ),
+    )
+
+
+JOBS = {name: chain_jobs(chain) for name, chain in CHAINS.items()}
+"""Every sensor's jobs."""
+
+catalog_job = JOBS["enmap"].catalog
+tile_quality_job = JOBS["enmap"].tile_quality
+tiles_job = JOBS["enmap"].tiles
+release_job = JOBS["enmap"].release
 
 labels_job = define_asset_job(
     "labels_job",
     selection=AssetSelection.groups("labels"),
     description="Build the label datasets (EnMAP-CORINE, EnMAP-CDL, EnMAP-NLCD, DESIS-CDL) from the latest "
-    "release and the label sources: select, align, map classes, balance, split, write labels/<name>.zarr.",
+    "releases and the label sources: select, align, map classes, balance, split, write labels/<name>.zarr.",
 )

@@ -29,13 +29,15 @@ def _simulate(args: argparse.Namespace) -> int:
         faults=args.faults,
         workers=args.workers,
         model=VISIT_MODELS[args.visit_model],
+        sensor=args.sensor,
     )
     print(summary.describe())
     if not args.catalog_only and not args.no_labels:
-        from assets.archive.simulator.acquisitions import plan_acquisitions
+        from assets.archive.simulator.acquisitions import MISSIONS, plan_acquisitions
         from assets.archive.simulator.label_rasters import write_label_rasters_for_archive
 
-        plan = plan_acquisitions(args.tiles, args.tile_size, args.seed, VISIT_MODELS[args.visit_model])
+        model, mission = VISIT_MODELS[args.visit_model], MISSIONS[args.sensor]
+        plan = plan_acquisitions(args.tiles, args.tile_size, args.seed, model, mission)
         print(write_label_rasters_for_archive(Path(args.out), plan).describe())
     return 0
 
@@ -154,9 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser(
-        "simulate", help="write a simulated EnMAP archive (genuine formats, marked SIMULATED)"
+        "simulate", help="write a simulated EnMAP or DESIS archive (genuine names, marked SIMULATED)"
     )
-    sim.add_argument("--out", required=True, help="data root to write <out>/archive (and <out>/catalog)")
+    sim.add_argument(
+        "--out",
+        required=True,
+        help="data root to write <out>/archive (EnMAP) or <out>/archive_desis (DESIS) into",
+    )
+    sim.add_argument(
+        "--sensor",
+        choices=["enmap", "desis"],
+        default="enmap",
+        help="enmap: global sites, 2022-2024; desis: CONUS sites (DESIS-CDL), 2019-2023, ISS orbit",
+    )
     sim.add_argument("--tiles", type=int, required=True, help="number of products")
     sim.add_argument("--tile-size", type=int, default=1000, help="swath width in pixels (real: ~1000)")
     sim.add_argument("--catalog-only", action="store_true", help="write only <out>/catalog/tiles.parquet")

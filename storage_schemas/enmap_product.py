@@ -69,34 +69,43 @@ class ProductName:
         return f"DT{self.datatake:010d}_{self.tile_number:03d}"
 
 
-def parse_product_name(name: str) -> ProductName:
-    """Split a product name into its parts; ``ValueError`` names what does not match."""
-    m = PRODUCT_NAME.match(name)
+def parse_product_name(name: str, pattern: re.Pattern = PRODUCT_NAME, mission: str = "EnMAP") -> ProductName:
+    """Split a product name into its parts; ``ValueError`` names what does not match.
+
+    ``pattern`` has the groups ``level``, ``datatake``, ``acquired``, ``tile``, ``version`` and
+    optionally ``processed``; a name without a processing time (DESIS) gets the acquisition time.
+    """
+    m = pattern.match(name)
     if m is None:
-        raise ValueError(f"{name!r} is not an EnMAP product name (expected {PRODUCT_NAME.pattern})")
+        article = "an" if mission[:1] in "AEIOU" else "a"
+        raise ValueError(f"{name!r} is not {article} {mission} product name (expected {pattern.pattern})")
 
     def stamp(text: str) -> datetime:
         return datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
 
+    acquired = stamp(m["acquired"])
+    processed = m.groupdict().get("processed")
     return ProductName(
         name=name,
         level=m["level"],
         datatake=int(m["datatake"]),
-        acquired=stamp(m["acquired"]),
+        acquired=acquired,
         tile_number=int(m["tile"]),
         processor_version=m["version"],
-        processed=stamp(m["processed"]),
+        processed=stamp(processed) if processed else acquired,
     )
 
 
-def product_name_of(file_name: str) -> str | None:
-    """The product name a file of a product belongs to, or None if it is no product file."""
-    # The name itself holds two '-' (ENMAP01-____L2A-DT...); the file kind follows the third.
+def product_name_of(file_name: str, pattern: re.Pattern = PRODUCT_NAME, name_parts: int = 3) -> str | None:
+    """The product name a file of a product belongs to, or None if it is no product file.
+
+    The name itself holds ``name_parts`` '-'-separated parts (EnMAP: ``ENMAP01-____L2A-DT...``,
+    three); the file kind follows the next '-'."""
     parts = file_name.rsplit("/", 1)[-1].split("-")
-    if len(parts) < 4:
+    if len(parts) <= name_parts:
         return None
-    name = "-".join(parts[:3])
-    return name if PRODUCT_NAME.match(name) else None
+    name = "-".join(parts[:name_parts])
+    return name if pattern.match(name) else None
 
 
 _PROJECTION = re.compile(r"^UTM_Zone(?P<zone>\d{1,2})_(?P<hemisphere>North|South)$")
@@ -142,11 +151,11 @@ class BandTable:
         return len(self.wavelength_nm)
 
 
-@cache
-def operational_band_table() -> BandTable:
-    """The 224-band table of operational L2A products (real product DT0000001049)."""
+def load_band_table(resource: str, scale: float = REFLECTANCE_SCALE) -> BandTable:
+    """A band table shipped with ``storage_schemas`` (CSV with ``wavelength_nm`` and ``fwhm_nm``
+    columns, ``#`` comment lines saying where the values come from)."""
     wl, fwhm = [], []
-    with resources.files("storage_schemas").joinpath("enmap_l2a_bands.csv").open() as f:
+    with resources.files("storage_schemas").joinpath(resource).open() as f:
         for row in csv.DictReader(line for line in f if not line.startswith("#")):
             wl.append(float(row["wavelength_nm"]))
             fwhm.append(float(row["fwhm_nm"]))
@@ -154,9 +163,15 @@ def operational_band_table() -> BandTable:
     return BandTable(
         wavelength_nm=np.array(wl),
         fwhm_nm=np.array(fwhm),
-        gain=np.full(n, 1.0 / REFLECTANCE_SCALE),
+        gain=np.full(n, 1.0 / scale),
         offset=np.zeros(n),
     )
+
+
+@cache
+def operational_band_table() -> BandTable:
+    """The 224-band table of operational L2A products (real product DT0000001049)."""
+    return load_band_table("enmap_l2a_bands.csv")
 
 
 NO_SIGNAL_BANDS_NM = ((1320.0, 1400.0),)

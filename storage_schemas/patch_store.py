@@ -111,10 +111,11 @@ def transform_of(x0: float, y0: float) -> tuple[float, float, float, float, floa
     return (PIXEL_M, 0.0, float(x0), 0.0, -PIXEL_M, float(y0))
 
 
-def layout_attrs(band_filter: dict, codec_choice: str) -> dict:
+def layout_attrs(band_filter: dict, codec_choice: str, sensor: str = "enmap") -> dict:
     """The group attributes that identify and describe a store of this layout."""
     return {
         LAYOUT_ATTR: {"name": LAYOUT_NAME, "version": LAYOUT_VERSION},
+        SENSOR_ATTR: sensor,
         "patch_px": PATCH_PX,
         "pixel_size_m": PIXEL_M,
         "patches_per_shard": PATCHES_PER_SHARD,
@@ -128,12 +129,22 @@ def layout_attrs(band_filter: dict, codec_choice: str) -> dict:
     }
 
 
+SENSOR_ATTR = "sensor"
+"""Group attribute naming the sensor (``storage_schemas.sensors``) whose patches the store holds."""
+
+
 class StoreLayoutError(ValueError):
     """A store that is not of this layout version (or not a patch store at all)."""
 
 
-def check_layout(attrs: dict, where: str) -> None:
-    """Refuse a store whose layout this code does not write, saying what to do about it."""
+def store_sensor(attrs: dict) -> str:
+    """The sensor whose patches a store holds; stores written before DESIS hold EnMAP's."""
+    return str(attrs.get(SENSOR_ATTR, "enmap"))
+
+
+def check_layout(attrs: dict, where: str, sensor: str | None = None) -> None:
+    """Refuse a store whose layout this code does not write, or (with ``sensor``) that holds
+    another sensor's patches, saying what to do about it."""
     layout = attrs.get(LAYOUT_ATTR)
     if not isinstance(layout, dict) or layout.get("name") != LAYOUT_NAME:
         raise StoreLayoutError(f"{where}: not a SpectralForge patch store (no {LAYOUT_ATTR} attribute)")
@@ -143,6 +154,11 @@ def check_layout(attrs: dict, where: str) -> None:
             f"{where}: written by patch store layout version {version}, this code reads and writes "
             f"version {LAYOUT_VERSION}. Re-create it (materialise patch_store with recreate: true, then "
             "the tile_patches partitions) or use the SpectralForge release that wrote it."
+        )
+    if sensor is not None and store_sensor(attrs) != sensor:
+        raise StoreLayoutError(
+            f"{where}: holds {store_sensor(attrs)} patches, not {sensor} ones: EnMAP and DESIS keep "
+            "separate stores (stores/spectral_earth.zarr, stores/desis.zarr); check the data layout"
         )
 
 

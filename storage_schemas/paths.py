@@ -3,6 +3,11 @@
 Configuration comes from the environment so that the CLI, `make demo`, the Dagster UI and the
 nightly schedule all see the same files: ``SPECTRAL_DATA_ROOT`` (default ``./data``) and
 ``ENMAP_ARCHIVE`` (default ``$SPECTRAL_DATA_ROOT/archive``).
+
+Each sensor has its own archive, catalog, plan, store and releases, so that EnMAP and DESIS data
+never mix. EnMAP keeps the paths it always had; DESIS lives under ``$SPECTRAL_DATA_ROOT/desis/``
+(catalog, plan, per-tile files), ``stores/desis.zarr`` and ``releases/desis/``, with its archive
+at ``DESIS_ARCHIVE`` (default ``$SPECTRAL_DATA_ROOT/archive_desis``).
 """
 
 from __future__ import annotations
@@ -14,27 +19,82 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
+class SensorPaths:
+    """Where one sensor's files lie under the data root."""
+
+    archive_env: str
+    """Environment variable of the archive root."""
+    archive_dir: str
+    """Default archive folder under the data root."""
+    work_dir: str
+    """Folder of catalog, plan and per-tile files under the data root ("" = the root itself)."""
+    dataset: str
+    """Name of the store (``stores/<dataset>.zarr``) and of the releases (``releases/<dataset>/``)."""
+
+
+SENSOR_PATHS = {
+    "enmap": SensorPaths("ENMAP_ARCHIVE", "archive", "", "spectral_earth"),
+    "desis": SensorPaths("DESIS_ARCHIVE", "archive_desis", "desis", "desis"),
+}
+"""Per sensor (``storage_schemas.sensors.SENSORS``): EnMAP's paths are the historical ones."""
+
+
+def sensor_paths(sensor: str) -> SensorPaths:
+    try:
+        return SENSOR_PATHS[sensor]
+    except KeyError:
+        raise ValueError(f"unknown sensor {sensor!r}; known: {', '.join(SENSOR_PATHS)}") from None
+
+
+@dataclass(frozen=True)
 class DataLayout:
-    """The files of one SpectralForge deployment, all derived from two roots."""
+    """The files of one sensor in one SpectralForge deployment, derived from two roots."""
 
     root: Path
     archive: Path
+    sensor: str = "enmap"
+
+    def __post_init__(self) -> None:
+        sensor_paths(self.sensor)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DataLayout:
+    def from_env(cls, environ: Mapping[str, str] | None = None, sensor: str = "enmap") -> DataLayout:
         env = os.environ if environ is None else environ
+        paths = sensor_paths(sensor)
         root = Path(env.get("SPECTRAL_DATA_ROOT") or "data").expanduser().absolute()
-        archive = Path(env.get("ENMAP_ARCHIVE") or root / "archive").expanduser().absolute()
-        return cls(root=root, archive=archive)
+        archive = Path(env.get(paths.archive_env) or root / paths.archive_dir).expanduser().absolute()
+        return cls(root=root, archive=archive, sensor=sensor)
 
     @classmethod
-    def at(cls, root: str | os.PathLike[str], archive: str | os.PathLike[str] | None = None) -> DataLayout:
+    def at(
+        cls,
+        root: str | os.PathLike[str],
+        archive: str | os.PathLike[str] | None = None,
+        sensor: str = "enmap",
+    ) -> DataLayout:
         root = Path(root).absolute()
-        return cls(root=root, archive=Path(archive).absolute() if archive else root / "archive")
+        default = root / sensor_paths(sensor).archive_dir
+        return cls(root=root, archive=Path(archive).absolute() if archive else default, sensor=sensor)
+
+    def for_sensor(self, sensor: str, environ: Mapping[str, str] | None = None) -> DataLayout:
+        """The layout of another sensor under the same data root; its archive from its own
+        environment variable, else its default folder under the root."""
+        if sensor == self.sensor:
+            return self
+        env = os.environ if environ is None else environ
+        paths = sensor_paths(sensor)
+        archive = Path(env.get(paths.archive_env) or self.root / paths.archive_dir).expanduser().absolute()
+        return DataLayout(root=self.root, archive=archive, sensor=sensor)
+
+    @property
+    def work_dir(self) -> Path:
+        """Catalog, plan and per-tile files of this sensor (the data root itself for EnMAP)."""
+        sub = sensor_paths(self.sensor).work_dir
+        return self.root / sub if sub else self.root
 
     @property
     def catalog_dir(self) -> Path:
-        return self.root / "catalog"
+        return self.work_dir / "catalog"
 
     @property
     def tiles(self) -> Path:
@@ -57,7 +117,7 @@ class DataLayout:
 
     @property
     def plan_dir(self) -> Path:
-        return self.root / "plan"
+        return self.work_dir / "plan"
 
     @property
     def overlap_graph(self) -> Path:
@@ -86,17 +146,17 @@ class DataLayout:
     @property
     def tile_quality_dir(self) -> Path:
         """Per-tile quality records and quicklooks written by the ``tile_quality`` partitions."""
-        return self.root / "tiles"
+        return self.work_dir / "tiles"
 
     @property
     def store(self) -> Path:
         """The patch store (Zarr v3, layout in ``storage_schemas.patch_store``)."""
-        return self.root / "stores" / "spectral_earth.zarr"
+        return self.root / "stores" / f"{sensor_paths(self.sensor).dataset}.zarr"
 
     @property
     def releases(self) -> Path:
-        """``<version>/`` folders of the SpectralEarth release and the ``LATEST`` pointer."""
-        return self.root / "releases" / "spectral_earth"
+        """``<version>/`` folders of the sensor's releases and the ``LATEST`` pointer."""
+        return self.root / "releases" / sensor_paths(self.sensor).dataset
 
     @property
     def label_sources(self) -> Path:

@@ -1,5 +1,10 @@
-"""Dagster definitions of the archive stage: the archive, the tile catalog, per-tile quality."""
+"""Dagster definitions of the archive stage: the archive, the tile catalog, per-tile quality.
 
+Built once per sensor by :func:`archive_assets` (``assets.chains``): EnMAP's assets keep their
+historical keys and are the module attributes below; DESIS's are in ``ARCHIVE["desis"]``.
+"""
+
+from dataclasses import dataclass
 from functools import partial
 
 from dagster import (
@@ -7,6 +12,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
     Config,
@@ -23,12 +29,12 @@ from assets.archive.catalog_io import read_quarantine, read_tiles
 from assets.archive.catalog_report import footprint_map_png, markdown_bars, month_histogram, reason_counts
 from assets.archive.quality import QUALITY_INPUTS, inspect_or_explain, write_tile_quality
 from assets.archive.scan import ArchiveError, CatalogPolicy, scan_archive
+from assets.chains import CHAINS, Chain
 from assets.resources import DaskCluster, DataRoot
 from assets.ui_metadata import png_markdown
 from storage_schemas.catalog import STAGE_READ, STATUS_PRESENT
-
-enmap_tiles = DynamicPartitionsDefinition(name="enmap_tiles")
-"""One partition per accepted tile id; the nightly sensor adds new ones from the catalog."""
+from storage_schemas.paths import sensor_paths
+from storage_schemas.sensors import sensor_named
 
 TILES_PER_RUN = 64
 """Tiles one run of a per-tile asset processes (on the Dask client), for backfills and the sensor."""
@@ -53,32 +59,91 @@ def record_tile_outcomes(context: AssetExecutionContext, results: list[tuple[str
         raise Failure(description=f"all {failed} tiles of this run failed; see the log")
 
 
-enmap_archive = AssetSpec(
-    "enmap_archive",
-    description="EnMAP L2A products as DLR delivers them (folders, ZIPs, delivery ZIPs) under ENMAP_ARCHIVE. "
-    "Written by the DLR order system (or `spectralforge simulate`), not by Dagster.",
-    group_name="archive",
-    kinds={"enmap"},
-)
-
-
 class CatalogConfig(Config):
     max_cloud_cover: float = Field(10.0, description="Accept tiles up to this cloud cover (percent).")
     full_rescan: bool = Field(False, description="Re-read every product, not only new or changed ones.")
 
 
-@asset(
-    deps=[enmap_archive],
-    group_name="archive",
-    kinds={"geoparquet"},
-    description="One row per accepted EnMAP product (catalog/tiles.parquet, GeoParquet, footprints in "
-    "EPSG:4326) and the refused ones with a reason (catalog/quarantine.parquet). Re-scans re-read only "
-    "new or changed products.",
-)
-def tile_catalog(
-    context: AssetExecutionContext, config: CatalogConfig, data_root: DataRoot, dask: DaskCluster
+@dataclass(frozen=True)
+class ArchiveAssets:
+    """One sensor's archive stage."""
+
+    archive: AssetSpec
+    tile_catalog: AssetsDefinition
+    tile_quality: AssetsDefinition
+    partitions: DynamicPartitionsDefinition
+    checks: list
+
+
+def archive_assets(chain: Chain) -> ArchiveAssets:
+    """The archive stage of one sensor's chain: its archive, catalog, checks and per-tile quality."""
+    sensor = sensor_named(chain.sensor)
+    archive_env = sensor_paths(chain.sensor).archive_env
+    tiles = DynamicPartitionsDefinition(name=chain.partitions)
+    """One partition per accepted tile id; the nightly sensor adds new ones from the catalog."""
+    group = chain.group("archive")
+    archive = AssetSpec(
+        chain.key(chain.archive),
+        description=f"{sensor.mission} L2A products as DLR delivers them (folders, ZIPs, delivery ZIPs) "
+        f"under {archive_env}. Written by the DLR order system (or `spectralforge simulate`), not Dagster.",
+        group_name=group,
+        kinds={chain.sensor},
+    )
+
+    @asset(
+        name="tile_catalog",
+        key_prefix=chain.key_prefix,
+        deps=[archive],
+        group_name=group,
+        kinds={"geoparquet"},
+        description=f"One row per accepted {sensor.mission} product (catalog/tiles.parquet, GeoParquet, "
+        "footprints in EPSG:4326) and the refused ones with a reason (catalog/quarantine.parquet). Re-scans "
+        "re-read only new or changed products.",
+    )
+    def tile_catalog(
+        context: AssetExecutionContext, config: CatalogConfig, data_root: DataRoot, dask: DaskCluster
+    ) -> MaterializeResult:
+        return _tile_catalog(context, config, data_root, dask, chain.sensor)
+
+    @asset_check(
+        asset=tile_catalog, blocking=True, description="Tile ids are unique and every footprint is valid."
+    )
+    def catalog_is_consistent(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
+        return _catalog_is_consistent(data_root.layout(chain.sensor).tiles)
+
+    @asset_check(
+        asset=tile_catalog,
+        description="Warns when more than a quarter of the products found cannot be read (faulty files, not "
+        "cloudy or superseded products): a sign of a broken delivery or a format change.",
+    )
+    def unreadable_share(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
+        return _unreadable_share(data_root.layout(chain.sensor))
+
+    @asset(
+        name="tile_quality",
+        key_prefix=chain.key_prefix,
+        partitions_def=tiles,
+        deps=[tile_catalog],
+        group_name=group,
+        kinds={"png"},
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
+        description="Per tile: cover fractions measured on the quality masks against METADATA, the valid "
+        "(swath) fraction and a quicklook (tiles/<tile_id>/).",
+    )
+    def tile_quality(
+        context: AssetExecutionContext, data_root: DataRoot, dask: DaskCluster
+    ) -> MaterializeResult:
+        return _tile_quality(context, data_root, dask, chain.sensor)
+
+    return ArchiveAssets(
+        archive, tile_catalog, tile_quality, tiles, [catalog_is_consistent, unreadable_share]
+    )
+
+
+def _tile_catalog(
+    context: AssetExecutionContext, config: CatalogConfig, data_root: DataRoot, dask: DaskCluster, sensor: str
 ) -> MaterializeResult:
-    layout = data_root.layout()
+    layout = data_root.layout(sensor)
     try:
         with dask.map_fn() as map_fn:
             result = scan_archive(
@@ -115,11 +180,8 @@ def tile_catalog(
     )
 
 
-@asset_check(
-    asset=tile_catalog, blocking=True, description="Tile ids are unique and every footprint is valid."
-)
-def catalog_is_consistent(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
-    tiles = read_tiles(data_root.layout().tiles)
+def _catalog_is_consistent(path) -> AssetCheckResult:
+    tiles = read_tiles(path)
     duplicates = int(tiles["tile_id"].duplicated().sum())
     invalid = int((~tiles.geometry.is_valid | tiles.geometry.is_empty).sum())
     wraps = int(((tiles.geometry.bounds["maxx"] - tiles.geometry.bounds["minx"]) > 180).sum())
@@ -134,13 +196,7 @@ def catalog_is_consistent(context: AssetCheckExecutionContext, data_root: DataRo
     )
 
 
-@asset_check(
-    asset=tile_catalog,
-    description="Warns when more than a quarter of the products found cannot be read (faulty files, not "
-    "cloudy or superseded products): a sign of a broken delivery or a format change.",
-)
-def unreadable_share(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
-    layout = data_root.layout()
+def _unreadable_share(layout) -> AssetCheckResult:
     quarantine = read_quarantine(layout.quarantine)
     readable = int((read_tiles(layout.products)["status"] == STATUS_PRESENT).sum())
     unreadable = int((quarantine["stage"] == STAGE_READ).sum())
@@ -152,17 +208,10 @@ def unreadable_share(context: AssetCheckExecutionContext, data_root: DataRoot) -
     )
 
 
-@asset(
-    partitions_def=enmap_tiles,
-    deps=[tile_catalog],
-    group_name="archive",
-    kinds={"png"},
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
-    description="Per tile: cover fractions measured on the QL masks against METADATA.XML, the valid "
-    "(swath) fraction and a quicklook (tiles/<tile_id>/).",
-)
-def tile_quality(context: AssetExecutionContext, data_root: DataRoot, dask: DaskCluster) -> MaterializeResult:
-    layout = data_root.layout()
+def _tile_quality(
+    context: AssetExecutionContext, data_root: DataRoot, dask: DaskCluster, sensor: str
+) -> MaterializeResult:
+    layout = data_root.layout(sensor)
     catalog = read_tiles(layout.tiles).set_index("tile_id", drop=False)
     keys = list(context.partition_keys)
     unknown = [k for k in keys if k not in catalog.index]
@@ -170,7 +219,7 @@ def tile_quality(context: AssetExecutionContext, data_root: DataRoot, dask: Dask
         raise Failure(description=f"tiles not in {layout.tiles}: {', '.join(unknown[:10])}")
     rows = catalog.loc[keys, QUALITY_INPUTS].to_dict("records")
     with dask.map_fn() as map_fn:
-        outcomes = map_fn(partial(inspect_or_explain, layout.archive), rows)
+        outcomes = map_fn(partial(inspect_or_explain, layout.archive, sensor=sensor_named(sensor)), rows)
     results = []
     for key, quality in zip(keys, outcomes, strict=True):
         if isinstance(quality, str):
@@ -188,3 +237,13 @@ def tile_quality(context: AssetExecutionContext, data_root: DataRoot, dask: Dask
         results.append((key, "", metadata))
     record_tile_outcomes(context, results)
     return MaterializeResult()
+
+
+ARCHIVE = {name: archive_assets(chain) for name, chain in CHAINS.items()}
+"""The archive stage of every sensor's chain."""
+
+enmap_archive = ARCHIVE["enmap"].archive
+tile_catalog = ARCHIVE["enmap"].tile_catalog
+tile_quality = ARCHIVE["enmap"].tile_quality
+enmap_tiles = ARCHIVE["enmap"].partitions
+catalog_is_consistent, unreadable_share = ARCHIVE["enmap"].checks

@@ -128,6 +128,8 @@ def _number(root: etree._Element, path: str, kind: type = float) -> float:
 
 
 _FRACTION = re.compile(r"\.(\d+)")
+_METADATA_NAME = re.compile(r"-METADATA\.XML$", re.IGNORECASE)
+"""EnMAP writes ``-METADATA.XML``, DESIS ``-METADATA.xml``."""
 
 
 def parse_utc(text: str) -> datetime:
@@ -142,7 +144,7 @@ def parse_utc(text: str) -> datetime:
 def _fields(root: etree._Element, ortho: etree._Element | None) -> ProductMetadata:
     if root.tag != "level_X":
         raise MetadataError(f"root element is <{root.tag}>, expected <level_X>")
-    name = _text(root, "metadata/name").removesuffix("-METADATA.XML")
+    name = _METADATA_NAME.sub("", _text(root, "metadata/name"))
     level_el = root.find("base/level")
     if level_el is None or not (level_el.text or "").strip():
         level_el = root.find("metadata/schema/processingLevel")

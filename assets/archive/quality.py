@@ -22,6 +22,7 @@ from assets.archive.reader import GDAL_OPTIONS
 from assets.archive.sources import gdal_path_of
 from storage_schemas.catalog import COVER_COLUMNS
 from storage_schemas.enmap_product import NODATA, QUALITY_CLASS_BACKGROUND
+from storage_schemas.sensors import ENMAP, Sensor
 
 QUICKLOOK_PX = 128
 RGB_NM = (640.0, 550.0, 460.0)
@@ -57,17 +58,17 @@ QUALITY_INPUTS = ["tile_id", "product_path", "files", "wavelength_nm", *COVER_CO
 """The catalog columns :func:`inspect_tile` reads."""
 
 
-def inspect_or_explain(archive_root: Path, row: dict) -> TileQuality | str:
+def inspect_or_explain(archive_root: Path, row: dict, sensor: Sensor = ENMAP) -> TileQuality | str:
     """:func:`inspect_tile`, or the reason it failed: one unreadable tile must not sink the
     other tiles of a run."""
     try:
-        return inspect_tile(archive_root, row)
+        return inspect_tile(archive_root, row, sensor)
     except Exception as exc:
         return f"{row['product_path']}: {type(exc).__name__}: {exc}"
 
 
-def inspect_tile(archive_root: Path, row: dict) -> TileQuality:
-    """Measure one catalog row's masks and render its quicklook."""
+def inspect_tile(archive_root: Path, row: dict, sensor: Sensor = ENMAP) -> TileQuality:
+    """Measure one catalog row's masks (where ``sensor`` keeps them) and render its quicklook."""
     files = json.loads(row["files"])
     with rasterio.Env(**GDAL_OPTIONS):
         with rasterio.open(gdal_path_of(archive_root, row["product_path"], files["image"])) as ds:
@@ -78,9 +79,11 @@ def inspect_tile(archive_root: Path, row: dict) -> TileQuality:
             rgb = ds.read(bands, out_shape=shape, resampling=Resampling.nearest)
         masks: dict[str, np.ndarray] = {}
         for kind in ("classes", *MASK_OF_COVER.values()):
-            if kind in files:
-                with rasterio.open(gdal_path_of(archive_root, row["product_path"], files[kind])) as ds:
-                    masks[kind] = ds.read(1)
+            source = sensor.masks.get(kind)
+            if source is not None and source.file_kind in files:
+                member = files[source.file_kind]
+                with rasterio.open(gdal_path_of(archive_root, row["product_path"], member)) as ds:
+                    masks[kind] = ds.read(source.band)
     valid = masks["classes"] != QUALITY_CLASS_BACKGROUND if "classes" in masks else None
     n_valid = int(valid.sum()) if valid is not None else 0
     measured: dict[str, float | None] = {}

@@ -1,4 +1,5 @@
-"""Read EnMAP L2A products as delivered into product records, or refuse them with a reason.
+"""Read L2A products as delivered (EnMAP, DESIS: see ``storage_schemas.sensors``) into product
+records, or refuse them with a reason.
 
 The unit of work is a container (a product folder or a ZIP file, see ``sources``). Reading one
 costs a stat of its files, the head and tail of METADATA.XML, the directory of the GeoTIFF and a
@@ -17,7 +18,8 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from assets.archive.footprint import FootprintError, footprint_from_corners
-from assets.archive.metadata_xml import MetadataError, read_metadata
+from assets.archive.metadata_readers import METADATA_READERS
+from assets.archive.metadata_xml import MetadataError
 from assets.archive.record import Fingerprint, ProductRecord, Refusal
 from assets.archive.sources import (
     FOLDER,
@@ -34,28 +36,13 @@ from assets.archive.sources import (
     zip_checksum,
 )
 from assets.archive.tiff_extent import NotATiffError, tiff_data_extent
-from storage_schemas.enmap_product import (
-    ACCEPTED_LEVEL,
-    IMAGE_SUFFIXES,
-    METADATA_SUFFIX,
-    OTHER_FILES,
-    QUALITY_MASKS,
-    parse_product_name,
-    product_name_of,
-)
+from storage_schemas.sensors import CLEANING_MASKS, ENMAP, Sensor
 
-REQUIRED_MASKS = ("cloud", "cloud_shadow", "haze")
-"""QL layers the patch stage masks with; a product without them cannot be cleaned."""
+REQUIRED_MASKS = CLEANING_MASKS
+"""Masks the patch stage cleans with; a product without the files holding them cannot be cleaned."""
 ACCEPTED_DTYPES = ("int16", "float32")
 GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 """Do not list sibling files on open: a product folder has a dozen, a ZIP hundreds."""
-
-_SUFFIX_KINDS = [
-    (METADATA_SUFFIX, "metadata"),
-    *((s, "image") for s in IMAGE_SUFFIXES),
-    *((s, kind) for kind, s in QUALITY_MASKS.items()),
-    *((s, kind) for kind, s in OTHER_FILES.items()),
-]
 
 
 class ProductError(ValueError):
@@ -78,33 +65,36 @@ class ContainerResult:
     refusals: list[Refusal] = field(default_factory=list)
 
 
-def file_kind(member: str) -> str | None:
+def file_kind(member: str, sensor: Sensor = ENMAP) -> str | None:
     base = member.rsplit("/", 1)[-1]
-    for suffix, kind in _SUFFIX_KINDS:
+    for suffix, kind in sensor.suffix_kinds():
         if base.endswith(suffix):
             return kind
     return None
 
 
-def read_container(root: Path, container: Container, previous_checksum: str | None = None) -> ContainerResult:
-    """Read every product in a container; never raises for a bad product or a bad container."""
+def read_container(
+    root: Path, container: Container, previous_checksum: str | None = None, sensor: Sensor = ENMAP
+) -> ContainerResult:
+    """Read every product of ``sensor`` in a container; never raises for a bad product or a bad
+    container."""
     result = ContainerResult(container)
     try:
         with rasterio.Env(**GDAL_OPTIONS):
             if container.kind == FOLDER:
                 folder = root / container.path
-                result.checksum = folder_checksum(folder)
+                result.checksum = folder_checksum(folder, sensor)
                 if result.checksum == previous_checksum:
                     result.unchanged = True
                     return result
-                _read_products(FolderFiles(folder), container.path, result, folder.name)
+                _read_products(FolderFiles(folder), container.path, result, folder.name, sensor)
             else:
                 with zipfile.ZipFile(root / container.path) as archive:
                     result.checksum = zip_checksum(archive)
                     if result.checksum == previous_checksum:
                         result.unchanged = True
                         return result
-                    _read_zip(archive, str(root / container.path), container.path, result)
+                    _read_zip(archive, str(root / container.path), container.path, result, sensor)
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, UnsafeArchiveError, RuntimeError) as exc:
         fault = str(exc) if isinstance(exc, UnsafeArchiveError) else f"unreadable: {exc}"
         result.records.clear()
@@ -123,7 +113,9 @@ def _record_fingerprint(r: ProductRecord, fp: Fingerprint) -> ProductRecord:
     return replace(r, fingerprint=fp)
 
 
-def _read_zip(archive: zipfile.ZipFile, vsi: str, product_path: str, result: ContainerResult) -> None:
+def _read_zip(
+    archive: zipfile.ZipFile, vsi: str, product_path: str, result: ContainerResult, sensor: Sensor
+) -> None:
     names = [i.filename for i in archive.infolist()]
     check_member_names(names)
     files = ZipFiles(archive, vsi)
@@ -132,12 +124,14 @@ def _read_zip(archive: zipfile.ZipFile, vsi: str, product_path: str, result: Con
         inner_path = nested_path(product_path, inner)
         try:
             with archive.open(inner) as stream, zipfile.ZipFile(stream) as nested:
-                _read_zip(nested, vsi_nested(vsi, inner), inner_path, result)
+                _read_zip(nested, vsi_nested(vsi, inner), inner_path, result, sensor)
         except (zipfile.BadZipFile, OSError) as exc:
             result.refusals.append(Refusal(inner_path, f"unreadable ZIP: {exc}", file=inner))
-    found = _read_products(files, product_path, result, None, allow_empty=bool(inner_zips))
+    found = _read_products(files, product_path, result, None, sensor, allow_empty=bool(inner_zips))
     if not found and not inner_zips:
-        result.refusals.append(Refusal(product_path, "holds no EnMAP product files", file=product_path))
+        result.refusals.append(
+            Refusal(product_path, f"holds no {sensor.mission} product files", file=product_path)
+        )
 
 
 def _read_products(
@@ -145,13 +139,14 @@ def _read_products(
     product_path: str,
     result: ContainerResult,
     folder_name: str | None,
+    sensor: Sensor,
     allow_empty=False,
 ) -> int:
     sizes = files.names()
     groups: dict[str, dict[str, str]] = defaultdict(dict)
     for member in sizes:
-        name = product_name_of(member)
-        kind = file_kind(member)
+        name = sensor.product_name_of(member)
+        kind = file_kind(member, sensor)
         if name and kind:
             groups[name][kind] = member
     if not groups and folder_name is not None and not allow_empty:
@@ -162,7 +157,7 @@ def _read_products(
         )
     for name, members in sorted(groups.items()):
         try:
-            result.records.append(read_product(files, name, members, sizes, product_path))
+            result.records.append(read_product(files, name, members, sizes, product_path, sensor))
         except ProductError as exc:
             result.refusals.append(Refusal(product_path, exc.reason, file=exc.file, product_name=name))
     return len(groups)
@@ -172,30 +167,36 @@ _PENDING = Fingerprint(-1, -1, "")
 
 
 def read_product(
-    files: ProductFiles, name: str, members: dict[str, str], sizes: dict[str, int], product_path: str
+    files: ProductFiles,
+    name: str,
+    members: dict[str, str],
+    sizes: dict[str, int],
+    product_path: str,
+    sensor: Sensor = ENMAP,
 ) -> ProductRecord:
     """Read one product's metadata and check its image; raise ProductError naming the fault."""
+    accepted = sensor.accepted_level
     try:
-        parsed = parse_product_name(name)
+        parsed = sensor.parse_name(name)
     except ValueError as exc:
         raise ProductError(name, str(exc)) from None
-    if parsed.level != ACCEPTED_LEVEL:
-        raise ProductError(name, f"is a {parsed.level} product; only {ACCEPTED_LEVEL} products are accepted")
+    if parsed.level != accepted:
+        raise ProductError(name, f"is a {parsed.level} product; only {accepted} products are accepted")
 
     xml = members.get("metadata")
     if xml is None:
-        raise ProductError(name + METADATA_SUFFIX, "missing: the product has no METADATA.XML")
+        raise ProductError(name + sensor.metadata_suffix, "missing: the product has no METADATA.XML")
     try:
         with files.open(xml) as stream:
-            meta = read_metadata(stream, sizes[xml])
+            meta = METADATA_READERS[sensor.metadata_format](stream, sizes[xml])
     except MetadataError as exc:
         raise ProductError(xml, f"malformed METADATA.XML: {exc}") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ProductError(xml, f"unreadable: {exc}") from None
     if meta.name != name:
         raise ProductError(xml, f"describes product {meta.name!r}, but its files are named {name!r}")
-    if meta.level != ACCEPTED_LEVEL:
-        raise ProductError(xml, f"is a {meta.level} product; only {ACCEPTED_LEVEL} products are accepted")
+    if meta.level != accepted:
+        raise ProductError(xml, f"is a {meta.level} product; only {accepted} products are accepted")
     try:
         footprint, split = footprint_from_corners(meta.corners)
     except FootprintError as exc:
@@ -203,12 +204,12 @@ def read_product(
 
     image = members.get("image")
     if image is None:
-        raise ProductError(name + IMAGE_SUFFIXES[0], "missing: the product has no SPECTRAL_IMAGE")
+        raise ProductError(name + sensor.image_suffixes[0], "missing: the product has no SPECTRAL_IMAGE")
     grid = _check_image(files, image, sizes[image], meta)
-    for kind in REQUIRED_MASKS:
+    for kind in sensor.mask_files():
         member = members.get(kind)
         if member is None:
-            raise ProductError(name + QUALITY_MASKS[kind], "missing quality mask")
+            raise ProductError(name + sensor.files[kind], "missing quality mask")
         if sizes[member] == 0:
             raise ProductError(member, "empty quality mask (0 bytes)")
 

@@ -41,7 +41,8 @@ from storage_schemas.catalog import (
     STATUS_PRESENT,
     ZIP_SEPARATOR,
 )
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, sensor_paths
+from storage_schemas.sensors import ENMAP, Sensor, sensor_named
 
 MapFn = Callable[[Callable, Sequence], Iterable]
 BATCH = 32
@@ -71,9 +72,11 @@ def container_of(product_path: str) -> str:
     return product_path.split(ZIP_SEPARATOR, 1)[0]
 
 
-def read_batch(root: Path, batch: Sequence[tuple[Container, str | None]]) -> list[ContainerResult]:
+def read_batch(
+    root: Path, batch: Sequence[tuple[Container, str | None]], sensor: Sensor = ENMAP
+) -> list[ContainerResult]:
     """Read a batch of containers (the unit of parallel work)."""
-    return [read_container(root, container, checksum) for container, checksum in batch]
+    return [read_container(root, container, checksum, sensor) for container, checksum in batch]
 
 
 def scan_archive(
@@ -83,7 +86,8 @@ def scan_archive(
     write: bool = True,
     full: bool = False,
 ) -> ScanResult:
-    """Scan ``layout.archive`` against the previous catalog; write products, tiles, quarantine.
+    """Scan ``layout.archive`` (products of ``layout.sensor``) against the previous catalog;
+    write products, tiles, quarantine.
 
     ``full`` ignores the previous fingerprints and re-reads everything (ids stay the same: they
     come from the product names).
@@ -92,9 +96,13 @@ def scan_archive(
     started = time.perf_counter()
     now = pd.Timestamp.now(tz="UTC").floor("us")
     root = layout.archive
+    sensor = sensor_named(layout.sensor)
     if not root.is_dir():
-        raise ArchiveError(f"the archive root {root} does not exist or is not a folder (set ENMAP_ARCHIVE)")
-    containers = list(find_containers(root))
+        raise ArchiveError(
+            f"the archive root {root} does not exist or is not a folder "
+            f"(set {sensor_paths(layout.sensor).archive_env})"
+        )
+    containers = list(find_containers(root, sensor))
     listed = time.perf_counter()
 
     prev_products = read_tiles(layout.products)
@@ -110,7 +118,7 @@ def scan_archive(
         else:
             to_read.append((c, None if full or fp is None else fp[2]))
     batches = [to_read[i : i + BATCH] for i in range(0, len(to_read), BATCH)]
-    results = [r for batch in map_fn(partial(read_batch, root), batches) for r in batch]
+    results = [r for batch in map_fn(partial(read_batch, root, sensor=sensor), batches) for r in batch]
     read_done = time.perf_counter()
 
     unchanged = {r.container.path: r.container for r in results if r.unchanged}
@@ -160,7 +168,7 @@ def scan_archive(
     stats["total_s"] = time.perf_counter() - started
     result = ScanResult(products=products, tiles=tiles, quarantine=quarantine, stats=stats)
     if not containers:
-        raise ArchiveError(f"the archive root {root} holds no EnMAP products (folders or ZIPs)")
+        raise ArchiveError(f"the archive root {root} holds no {sensor.mission} products (folders or ZIPs)")
     if stats["accepted"] == 0:
         raise ArchiveError(
             f"none of the {stats['products_found']} products under {root} is usable: "

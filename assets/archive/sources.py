@@ -21,11 +21,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from storage_schemas.catalog import ZIP_SEPARATOR
-from storage_schemas.enmap_product import IMAGE_SUFFIXES, METADATA_SUFFIX, PRODUCT_NAME
+from storage_schemas.sensors import ENMAP, Sensor
 
 HEAD_BYTES = 256 * 1024
 TAIL_BYTES = 128 * 1024
-IMAGE_NAME = re.compile("|".join(re.escape(s) + "$" for s in IMAGE_SUFFIXES))
+
+
+def image_name(sensor: Sensor) -> re.Pattern:
+    """File names of a sensor's SPECTRAL_IMAGE."""
+    return re.compile("|".join(re.escape(s) + "$" for s in sensor.image_suffixes))
+
 
 FOLDER = "folder"
 ZIP = "zip"
@@ -50,9 +55,10 @@ def is_zip_name(name: str) -> bool:
     return name.lower().endswith(".zip")
 
 
-def find_containers(root: Path) -> Iterator[Container]:
-    """Walk the archive: every folder holding a ``*-METADATA.XML`` or named like a product is a
-    product folder (not descended further); every ``*.zip`` file is a ZIP container."""
+def find_containers(root: Path, sensor: Sensor = ENMAP) -> Iterator[Container]:
+    """Walk the archive: every folder holding a ``*-METADATA.XML`` (the sensor's suffix) or named
+    like a product is a product folder (not descended further); every ``*.zip`` file is a ZIP
+    container."""
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -61,7 +67,9 @@ def find_containers(root: Path) -> Iterator[Container]:
         except OSError:
             continue  # an unreadable sub-folder is reported by the scan as a refusal of that path
         files = [e for e in entries if e.is_file(follow_symlinks=False)]
-        is_product = PRODUCT_NAME.match(folder.name) or any(e.name.endswith(METADATA_SUFFIX) for e in files)
+        is_product = sensor.product_name.match(folder.name) or any(
+            e.name.endswith(sensor.metadata_suffix) for e in files
+        )
         if is_product and folder != root:
             stats = [e.stat() for e in files]
             yield Container(
@@ -143,17 +151,18 @@ def zip_checksum(archive: zipfile.ZipFile) -> str:
     return digest.hexdigest()
 
 
-def folder_checksum(folder: Path) -> str:
+def folder_checksum(folder: Path, sensor: Sensor = ENMAP) -> str:
     """Content checksum of a product folder: member names and sizes, and the bytes the catalog
     record is made of (head and tail of METADATA.XML, the header of the GeoTIFF). Reading the
     whole of a 4 MB XML and a 1 GB image for a checksum would cost more than the scan itself."""
     digest = hashlib.blake2b(digest_size=16)
+    image = image_name(sensor)
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if not entry.is_file():
             continue
         size = entry.stat().st_size
         digest.update(f"{entry.name}\0{size}\n".encode())
-        if entry.name.endswith(METADATA_SUFFIX) or IMAGE_NAME.search(entry.name):
+        if entry.name.endswith(sensor.metadata_suffix) or image.search(entry.name):
             with open(entry.path, "rb") as f:
                 digest.update(f.read(HEAD_BYTES))
                 if size > HEAD_BYTES + TAIL_BYTES:

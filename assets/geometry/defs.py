@@ -1,11 +1,16 @@
-"""Dagster definitions of the geometry stage: overlap graph -> temporal intersections -> patch plan."""
+"""Dagster definitions of the geometry stage: overlap graph -> temporal intersections -> patch plan.
+
+Built once per sensor by :func:`geometry_assets`; EnMAP's assets are the module attributes at the end.
+"""
 
 import time
+from dataclasses import dataclass
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetExecutionContext,
+    AssetsDefinition,
     Config,
     MaterializeResult,
     MetadataValue,
@@ -15,7 +20,8 @@ from dagster import (
 from pydantic import Field
 
 from assets.archive.catalog_io import read_tiles
-from assets.archive.defs import tile_catalog
+from assets.archive.defs import ARCHIVE
+from assets.chains import CHAINS, Chain
 from assets.geometry.intersections import DEFAULT_BEAM
 from assets.geometry.intersections import temporal_intersections as search_intersections
 from assets.geometry.overlap_graph import build_overlap_graph, read_overlap_graph, write_overlap_graph
@@ -40,15 +46,7 @@ def _present_tiles(layout: DataLayout):
     return tiles[tiles["status"] == STATUS_PRESENT].reset_index(drop=True)
 
 
-@asset(
-    deps=[tile_catalog],
-    group_name="geometry",
-    kinds={"parquet"},
-    description="Tiles as nodes, an edge where two valid footprints share room for a full 128 px patch "
-    "(measured in metres, across UTM zones too), and the connected components (plan/overlap_graph.parquet).",
-)
-def tile_overlap_graph(context: AssetExecutionContext, data_root: DataRoot) -> MaterializeResult:
-    layout = data_root.layout()
+def _tile_overlap_graph(context: AssetExecutionContext, layout: DataLayout) -> MaterializeResult:
     tiles = _present_tiles(layout)
     started = time.perf_counter()
     graph = build_overlap_graph(tiles)
@@ -80,17 +78,9 @@ class IntersectionsConfig(Config):
     )
 
 
-@asset(
-    deps=[tile_overlap_graph],
-    group_name="geometry",
-    kinds={"geoparquet", "dask"},
-    description="SpectralEarth's Algorithm 1: tile tuples that share room for a patch, found breadth-first "
-    "with a beam, one connected component per Dask task (plan/intersections.parquet).",
-)
-def temporal_intersections(
-    context: AssetExecutionContext, config: IntersectionsConfig, data_root: DataRoot, dask: DaskCluster
+def _temporal_intersections(
+    context: AssetExecutionContext, config: IntersectionsConfig, layout: DataLayout, dask: DaskCluster
 ) -> MaterializeResult:
-    layout = data_root.layout()
     tiles = _present_tiles(layout)
     graph = read_overlap_graph(layout.overlap_graph, tiles["tile_id"].to_numpy())
     with dask.map_fn() as map_fn:
@@ -131,16 +121,7 @@ class PlanConfig(Config):
     )
 
 
-@asset(
-    deps=[temporal_intersections],
-    group_name="geometry",
-    kinds={"geoparquet"},
-    description="Non-overlapping 128 x 128 px locations on the products' pixel grids, cut from higher-order "
-    "intersections first, each listing every tile that contains it (plan/locations.parquet, "
-    "plan/patches.parquet). Grows incrementally: earlier locations keep their ids and windows.",
-)
-def patch_plan(context: AssetExecutionContext, config: PlanConfig, data_root: DataRoot) -> MaterializeResult:
-    layout = data_root.layout()
+def _patch_plan(context: AssetExecutionContext, config: PlanConfig, layout: DataLayout) -> MaterializeResult:
     tiles = _present_tiles(layout)
     previous = None if config.full_rebuild else read_locations(layout.locations)
     started = time.perf_counter()
@@ -169,14 +150,7 @@ def patch_plan(context: AssetExecutionContext, config: PlanConfig, data_root: Da
     )
 
 
-@asset_check(
-    asset=patch_plan,
-    blocking=True,
-    description="No two locations overlap (across UTM zones too) and every patch lies inside its tile's "
-    "footprint, checked with GEOS independently of the planner's own geometry.",
-)
-def patch_plan_is_valid(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
-    layout = data_root.layout()
+def _patch_plan_is_valid(context: AssetCheckExecutionContext, layout: DataLayout) -> AssetCheckResult:
     locations = read_locations(layout.locations)
     overlaps = overlapping_locations(locations)
     outside = patches_outside_tiles(locations, read_patches(layout.patches), read_tiles(layout.tiles))
@@ -188,3 +162,80 @@ def patch_plan_is_valid(context: AssetCheckExecutionContext, data_root: DataRoot
             "patches_outside_their_tile": outside,
         },
     )
+
+
+@dataclass(frozen=True)
+class GeometryAssets:
+    """One sensor's geometry stage."""
+
+    tile_overlap_graph: AssetsDefinition
+    temporal_intersections: AssetsDefinition
+    patch_plan: AssetsDefinition
+    checks: list
+
+
+def geometry_assets(chain: Chain, tile_catalog: AssetsDefinition) -> GeometryAssets:
+    """The geometry stage of one sensor's chain, downstream of its ``tile_catalog``."""
+    group = chain.group("geometry")
+
+    @asset(
+        name="tile_overlap_graph",
+        key_prefix=chain.key_prefix,
+        deps=[tile_catalog],
+        group_name=group,
+        kinds={"parquet"},
+        description="Tiles as nodes, an edge where two valid footprints share room for a full 128 px patch "
+        "(measured in metres, across UTM zones too), and the connected components "
+        "(plan/overlap_graph.parquet).",
+    )
+    def tile_overlap_graph(context: AssetExecutionContext, data_root: DataRoot) -> MaterializeResult:
+        return _tile_overlap_graph(context, data_root.layout(chain.sensor))
+
+    @asset(
+        name="temporal_intersections",
+        key_prefix=chain.key_prefix,
+        deps=[tile_overlap_graph],
+        group_name=group,
+        kinds={"geoparquet", "dask"},
+        description="SpectralEarth's Algorithm 1: tile tuples that share room for a patch, found "
+        "breadth-first with a beam, one connected component per Dask task (plan/intersections.parquet).",
+    )
+    def temporal_intersections(
+        context: AssetExecutionContext, config: IntersectionsConfig, data_root: DataRoot, dask: DaskCluster
+    ) -> MaterializeResult:
+        return _temporal_intersections(context, config, data_root.layout(chain.sensor), dask)
+
+    @asset(
+        name="patch_plan",
+        key_prefix=chain.key_prefix,
+        deps=[temporal_intersections],
+        group_name=group,
+        kinds={"geoparquet"},
+        description="Non-overlapping 128 x 128 px locations on the products' pixel grids, cut from "
+        "higher-order intersections first, each listing every tile that contains it (plan/locations.parquet, "
+        "plan/patches.parquet). Grows incrementally: earlier locations keep their ids and windows.",
+    )
+    def patch_plan(
+        context: AssetExecutionContext, config: PlanConfig, data_root: DataRoot
+    ) -> MaterializeResult:
+        return _patch_plan(context, config, data_root.layout(chain.sensor))
+
+    @asset_check(
+        asset=patch_plan,
+        blocking=True,
+        description="No two locations overlap (across UTM zones too) and every patch lies inside its tile's "
+        "footprint, checked with GEOS independently of the planner's own geometry.",
+    )
+    def patch_plan_is_valid(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
+        return _patch_plan_is_valid(context, data_root.layout(chain.sensor))
+
+    return GeometryAssets(tile_overlap_graph, temporal_intersections, patch_plan, [patch_plan_is_valid])
+
+
+GEOMETRY = {name: geometry_assets(chain, ARCHIVE[name].tile_catalog) for name, chain in CHAINS.items()}
+"""The geometry stage of every sensor's chain."""
+
+tile_overlap_graph = GEOMETRY["enmap"].tile_overlap_graph
+temporal_intersections = GEOMETRY["enmap"].temporal_intersections
+patch_plan = GEOMETRY["enmap"].patch_plan
+(patch_plan_is_valid,) = GEOMETRY["enmap"].checks

@@ -28,14 +28,13 @@ from assets.geometry.plan_report import markdown_table
 from assets.labels.build import LabelBuildError, SplitSettings, build_label_dataset, class_counts
 from assets.labels.figures import class_distribution_png, image_mask_pairs_png, pick_pairs
 from assets.labels.sources import find_source_files
+from assets.patches.defs import RELEASE_ASSET
 from assets.patches.release_publish import ReleaseNotFoundError, release_folder
 from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
 from assets.ui_metadata import png_markdown
 from storage_schemas.label_products import LABEL_PRODUCTS, LabelProduct, class_map_of
 from storage_schemas.patch_reader import PatchReader
 
-RELEASE_ASSETS = {"enmap": AssetKey("spectral_earth")}
-"""The release each sensor's label datasets read."""
 SOURCE_DESCRIPTIONS = {
     "corine": "CORINE Land Cover (Copernicus, Europe): EPSG:3035, 100 m, grid codes 1-44 or CLC codes",
     "cdl": "USDA Cropland Data Layer (CONUS): EPSG:5070 Albers, 30 m, one raster per year",
@@ -101,7 +100,7 @@ def label_dataset_asset(product: LabelProduct) -> AssetsDefinition:
 
     @asset(
         name=product.name,
-        deps=[RELEASE_ASSETS[product.sensor], AssetKey(["label_sources", product.source])],
+        deps=[RELEASE_ASSET[product.sensor], AssetKey(["label_sources", product.source])],
         group_name="labels",
         kinds={"zarr"},
         description=f"{product.name}: {product.task} benchmark of {product.sensor} patches labelled from "
@@ -115,7 +114,7 @@ def label_dataset_asset(product: LabelProduct) -> AssetsDefinition:
         label_sources: LabelSourcesRoot,
         dask: DaskCluster,
     ) -> MaterializeResult:
-        layout = data_root.layout()
+        layout = data_root.layout(product.sensor)
         started = time.perf_counter()
         split = SplitSettings(config.split, block_km=config.block_km, gap_km=config.gap_km, seed=config.seed)
         try:
@@ -208,4 +207,4 @@ def _title(content, row: int, class_map) -> str:
 
 
 LABEL_SOURCE_ASSETS = [label_source_asset(s) for s in sorted({p.source for p in LABEL_PRODUCTS.values()})]
-LABEL_DATASET_ASSETS = [label_dataset_asset(p) for p in LABEL_PRODUCTS.values() if p.sensor in RELEASE_ASSETS]
+LABEL_DATASET_ASSETS = [label_dataset_asset(p) for p in LABEL_PRODUCTS.values() if p.sensor in RELEASE_ASSET]

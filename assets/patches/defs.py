@@ -1,13 +1,19 @@
-"""Dagster definitions of the patch stage: store allocation -> per-tile patches -> release."""
+"""Dagster definitions of the patch stage: store allocation -> per-tile patches -> release.
+
+Built once per sensor by :func:`patch_assets`; EnMAP's assets are the module attributes at the end.
+"""
 
 import json
 import time
+from dataclasses import dataclass
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
     BackfillPolicy,
     Config,
     DataVersion,
@@ -19,8 +25,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.archive.defs import TILES_PER_RUN, enmap_tiles, record_tile_outcomes
-from assets.geometry.defs import patch_plan
+from assets.archive.defs import ARCHIVE, TILES_PER_RUN, record_tile_outcomes
+from assets.chains import CHAINS, Chain
+from assets.geometry.defs import GEOMETRY
 from assets.geometry.plan_io import read_locations, read_patches
 from assets.patches.patchify import TILES_PER_TASK, patchify_tiles, tile_jobs
 from assets.patches.release import collect_release
@@ -29,11 +36,11 @@ from assets.patches.store import StoreBands, allocate, create_store, open_store,
 from assets.resources import DaskCluster, DataRoot
 from assets.ui_metadata import png_markdown
 from storage_schemas.band_filter import BAND_FILTERS
-from storage_schemas.enmap_product import operational_band_table
 from storage_schemas.patch_store import PATCHES_PER_SHARD, StoreLayoutError
+from storage_schemas.paths import DataLayout
 from storage_schemas.release import MANIFEST
+from storage_schemas.sensors import sensor_named
 
-SENSOR = "enmap"
 DEFAULT_MAX_MASKED = 0.1
 """Drop a patch when more than this share of it is nodata, cloud, cloud shadow or haze."""
 
@@ -46,29 +53,20 @@ class StoreConfig(Config):
     )
 
 
-@asset(
-    deps=[patch_plan],
-    group_name="patches",
-    kinds={"zarr"},
-    description="The patch store's layout and slot allocation (stores/spectral_earth.zarr, Zarr v3): every "
-    "plan patch gets a slot, in whole shards per tile, so tile partitions write disjoint files. Growth "
-    "appends shards; nothing moves.",
-)
-def patch_store(
-    context: AssetExecutionContext, config: StoreConfig, data_root: DataRoot
+def _patch_store(
+    context: AssetExecutionContext, config: StoreConfig, layout: DataLayout
 ) -> MaterializeResult:
-    layout = data_root.layout()
-    band_filter = BAND_FILTERS[SENSOR]
+    sensor = sensor_named(layout.sensor)
+    band_filter = sensor.band_filter
     if config.recreate:
         remove_store(layout.store)
     if not (layout.store / "zarr.json").exists():
-        table = operational_band_table()
-        create_store(
-            layout.store, StoreBands.select(table.wavelength_nm, table.fwhm_nm, band_filter), band_filter
-        )
+        table = sensor.band_table()
+        bands = StoreBands.select(table.wavelength_nm, table.fwhm_nm, band_filter)
+        create_store(layout.store, bands, band_filter, sensor.name)
         context.log.info(f"created {layout.store}")
     try:
-        group = open_store(layout.store, mode="r+")
+        group = open_store(layout.store, mode="r+", sensor=sensor.name)
     except StoreLayoutError as exc:
         raise Failure(description=str(exc)) from None
     started = time.perf_counter()
@@ -98,23 +96,12 @@ class TilePatchesConfig(Config):
     )
 
 
-@asset(
-    partitions_def=enmap_tiles,
-    deps=[patch_store],
-    group_name="patches",
-    kinds={"zarr"},
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
-    description="Per tile: read the image once, keep the SpectralEarth bands, cut its planned patches, mask "
-    "nodata, cloud, shadow and haze, drop mostly-masked patches, write the tile's own shards of the store "
-    "and commit it. Tiles of one run are processed in parallel on the Dask client.",
-)
-def tile_patches(
-    context: AssetExecutionContext, config: TilePatchesConfig, data_root: DataRoot, dask: DaskCluster
+def _tile_patches(
+    context: AssetExecutionContext, config: TilePatchesConfig, layout: DataLayout, dask: DaskCluster
 ) -> MaterializeResult:
-    layout = data_root.layout()
     keys = list(context.partition_keys)
     try:
-        jobs = tile_jobs(layout, keys, BAND_FILTERS[SENSOR], config.max_masked_fraction)
+        jobs = tile_jobs(layout, keys, BAND_FILTERS[layout.sensor], config.max_masked_fraction)
     except (FileNotFoundError, ValueError) as exc:  # StoreLayoutError is a ValueError
         raise Failure(description=str(exc)) from None
     started = time.perf_counter()
@@ -145,20 +132,11 @@ def tile_patches(
     return MaterializeResult()
 
 
-@asset(
-    deps=[tile_patches],
-    group_name="patches",
-    kinds={"zarr", "stac", "geoparquet"},
-    description="The versioned SpectralEarth release of the committed tiles "
-    "(releases/spectral_earth/<version>/): patch and location index, exact per-band statistics, a STAC "
-    "Collection with stac-geoparquet items, and the paper's figures. The version is a hash of the content.",
-)
-def spectral_earth(context: AssetExecutionContext, data_root: DataRoot) -> MaterializeResult:
-    layout = data_root.layout()
+def _release(context: AssetExecutionContext, layout: DataLayout) -> MaterializeResult:
     started = time.perf_counter()
     try:
         content = collect_release(
-            layout.store, read_locations(layout.locations), read_patches(layout.patches)
+            layout.store, read_locations(layout.locations), read_patches(layout.patches), layout.sensor
         )
     except (FileNotFoundError, StoreLayoutError) as exc:
         raise Failure(description=str(exc)) from None
@@ -201,12 +179,7 @@ def spectral_earth(context: AssetExecutionContext, data_root: DataRoot) -> Mater
     )
 
 
-@asset_check(
-    asset=spectral_earth,
-    description="Warns when planned tiles are missing from the release (not written yet, or failed).",
-)
-def release_covers_the_plan(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
-    layout = data_root.layout()
+def _release_covers_the_plan(context: AssetCheckExecutionContext, layout: DataLayout) -> AssetCheckResult:
     manifest = json.loads((release_folder(layout, "latest") / MANIFEST).read_text())
     counts = manifest["counts"]
     return AssetCheckResult(
@@ -214,3 +187,90 @@ def release_covers_the_plan(context: AssetCheckExecutionContext, data_root: Data
         severity=AssetCheckSeverity.WARN,
         metadata={k: counts[k] for k in ("tiles_in_plan", "tiles_committed", "tiles_in_plan_not_committed")},
     )
+
+
+@dataclass(frozen=True)
+class PatchAssets:
+    """One sensor's patch stage."""
+
+    patch_store: AssetsDefinition
+    tile_patches: AssetsDefinition
+    release: AssetsDefinition
+    checks: list
+
+
+def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
+    """The patch stage of one sensor's chain, downstream of its ``patch_plan``: the store, the
+    per-tile patches (the chain's dynamic partitions) and the release."""
+    group = chain.group("patches")
+
+    @asset(
+        name="patch_store",
+        key_prefix=chain.key_prefix,
+        deps=[patch_plan],
+        group_name=group,
+        kinds={"zarr"},
+        description="The patch store's layout and slot allocation (stores/<dataset>.zarr, Zarr v3): every "
+        "plan patch gets a slot, in whole shards per tile, so tile partitions write disjoint "
+        "files. Growth appends shards; nothing moves. The store records its sensor and band "
+        "filter.",
+    )
+    def patch_store(
+        context: AssetExecutionContext, config: StoreConfig, data_root: DataRoot
+    ) -> MaterializeResult:
+        return _patch_store(context, config, data_root.layout(chain.sensor))
+
+    @asset(
+        name="tile_patches",
+        key_prefix=chain.key_prefix,
+        partitions_def=ARCHIVE[chain.sensor].partitions,
+        deps=[patch_store],
+        group_name=group,
+        kinds={"zarr"},
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
+        description="Per tile: read the image once, keep the sensor's bands (its band filter), cut its "
+        "planned patches, mask nodata, cloud, shadow and haze, drop mostly-masked patches, "
+        "write the tile's own shards of the store and commit it. Tiles of one run are "
+        "processed in parallel on the Dask client.",
+    )
+    def tile_patches(
+        context: AssetExecutionContext, config: TilePatchesConfig, data_root: DataRoot, dask: DaskCluster
+    ) -> MaterializeResult:
+        return _tile_patches(context, config, data_root.layout(chain.sensor), dask)
+
+    @asset(
+        name=chain.release,
+        key_prefix=chain.key_prefix,
+        deps=[tile_patches],
+        group_name=group,
+        kinds={"zarr", "stac", "geoparquet"},
+        description="The versioned release of the committed tiles (releases/<dataset>/<version>/, LATEST "
+        "names the newest): patch and location index, exact per-band statistics, a STAC "
+        "Collection with stac-geoparquet items, and the paper's figures. The version is a hash"
+        " of the content.",
+    )
+    def release(context: AssetExecutionContext, data_root: DataRoot) -> MaterializeResult:
+        return _release(context, data_root.layout(chain.sensor))
+
+    @asset_check(
+        asset=release,
+        name="release_covers_the_plan",
+        description="Warns when planned tiles are missing from the release (not written yet, or failed).",
+    )
+    def release_covers_the_plan(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
+        return _release_covers_the_plan(context, data_root.layout(chain.sensor))
+
+    return PatchAssets(patch_store, tile_patches, release, [release_covers_the_plan])
+
+
+PATCHES = {name: patch_assets(chain, GEOMETRY[name].patch_plan) for name, chain in CHAINS.items()}
+"""The patch stage of every sensor's chain."""
+
+RELEASE_ASSET = {name: AssetKey(chain.key(chain.release)) for name, chain in CHAINS.items()}
+"""Sensor -> key of its release asset (``spectral_earth``, ``desis/release``), for the label stage:
+its files are ``DataRoot.layout(sensor).releases / LATEST`` and ``DataRoot.layout(sensor).store``."""
+
+patch_store = PATCHES["enmap"].patch_store
+tile_patches = PATCHES["enmap"].tile_patches
+spectral_earth = PATCHES["enmap"].release
+(release_covers_the_plan,) = PATCHES["enmap"].checks

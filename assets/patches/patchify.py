@@ -38,6 +38,7 @@ from storage_schemas.patch_store import (
 )
 from storage_schemas.paths import DataLayout
 from storage_schemas.plan import PATCH_PX
+from storage_schemas.sensors import ENMAP, Sensor, sensor_named
 from storage_schemas.shard_codec import encode_chunk, shard_parts
 
 QUICKLOOK_PX = 96
@@ -60,6 +61,7 @@ class TileJob:
     max_masked: float
     bands: StoreBands | None = None
     """The store's band axis; :func:`tile_jobs` reads it once for all its jobs."""
+    sensor: Sensor = ENMAP
 
 
 @dataclass
@@ -85,7 +87,8 @@ def tile_jobs(
     unknown = [t for t in tile_ids if t not in catalog.index]
     if unknown:
         raise ValueError(f"tiles not in {layout.tiles}: {', '.join(unknown[:10])}")
-    group = open_store(layout.store)
+    sensor = sensor_named(layout.sensor)
+    group = open_store(layout.store, sensor=layout.sensor)
     bands = store_bands(group)
     slots = read_slots(group)
     slots = slots[slots["tile_id"].isin(tile_ids)]
@@ -100,6 +103,7 @@ def tile_jobs(
             band_filter,
             max_masked,
             bands,
+            sensor,
         )
         for row in rows
     ]
@@ -137,7 +141,7 @@ def patchify_tiles(jobs: list[TileJob]) -> list[TileOutcome]:
 
 def _read(job: TileJob) -> TilePixels:
     bands = job.bands if job.bands is not None else store_bands(open_store(job.store))
-    return read_tile(job.archive, job.row, bands, job.band_filter)
+    return read_tile(job.archive, job.row, bands, job.band_filter, job.sensor)
 
 
 def patchify_tile(job: TileJob, tile: Future | None = None) -> TileOutcome:
@@ -145,7 +149,8 @@ def patchify_tile(job: TileJob, tile: Future | None = None) -> TileOutcome:
     already being read by :func:`patchify_tiles`."""
     tile_id = job.row["tile_id"]
     started = time.perf_counter()
-    open_store(job.store, mode="r+")  # refuses a store of another layout before anything is written
+    # refuses a store of another layout or sensor before anything is written
+    open_store(job.store, mode="r+", sensor=job.sensor.name)
     with tile_lock(job.store, tile_id):
         pixels = tile.result() if tile is not None else _read(job)
         read_s = time.perf_counter() - started

@@ -40,10 +40,11 @@ class ReleaseContent:
 
 
 def collect_release(
-    store: Path, plan_locations: gpd.GeoDataFrame, plan_patches: pd.DataFrame
+    store: Path, plan_locations: gpd.GeoDataFrame, plan_patches: pd.DataFrame, sensor: str | None = None
 ) -> ReleaseContent:
-    """Everything a release holds, from the store's commit records and the current plan."""
-    group = open_store(store)
+    """Everything a release holds, from the store's commit records and the current plan;
+    ``sensor``: refuse a store of another sensor."""
+    group = open_store(store, sensor=sensor)
     band_filter = dict(group.attrs["band_filter"])
     slots = read_slots(group)
     commits = read_commits(store)

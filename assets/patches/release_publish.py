@@ -27,7 +27,13 @@ from assets.patches.release_figures import (
     pca_mosaic_png,
     pick_mosaic_slots,
 )
-from assets.patches.release_stac import build_collection, iter_items, write_collection, write_items_geoparquet
+from assets.patches.release_stac import (
+    DATASETS,
+    build_collection,
+    iter_items,
+    write_collection,
+    write_items_geoparquet,
+)
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.patch_store import LAYOUT_VERSION
 from storage_schemas.paths import DataLayout
@@ -92,10 +98,13 @@ def _write_release(layout: DataLayout, content: ReleaseContent, folder: Path) ->
     store_href = os.path.relpath(layout.store, layout.releases / content.version)
     bands = content.statistics[["band", "wavelength_nm", "fwhm_nm"]]
     collection = build_collection(
-        content.version, index, content.locations, bands, content.statistics, store_href
+        content.version, index, content.locations, bands, content.statistics, store_href, layout.sensor
     )
+    collection_id = DATASETS[layout.sensor].collection_id
     write_items_geoparquet(
-        iter_items(content.version, index, content.locations, store_href), folder / ITEMS, collection
+        iter_items(content.version, index, content.locations, store_href, collection_id),
+        folder / ITEMS,
+        collection,
     )
     write_collection(collection, folder / COLLECTION)
     figures = {
@@ -107,7 +116,7 @@ def _write_release(layout: DataLayout, content: ReleaseContent, folder: Path) ->
     for key, png in figures.items():
         (folder / FIGURES / FIGURE_FILES[key]).write_bytes(png)
     manifest = {
-        "name": "SpectralEarth",
+        "name": DATASETS[layout.sensor].title,
         "version": content.version,
         "store": os.path.relpath(layout.store, layout.root),
         "store_layout_version": LAYOUT_VERSION,

@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,45 @@ from storage_schemas.plan import PATCH_PX, PIXEL_M
 from storage_schemas.release import COLLECTION, ITEMS, LOCATIONS, MANIFEST, PATCH_INDEX, STATISTICS
 
 COLLECTION_ID = "spectral-earth"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What a release's STAC description says about the sensor it was cut from."""
+
+    collection_id: str
+    title: str
+    mission: str
+    bands_note: str
+    licence: str
+    provider_url: str | None
+    platform: str
+    instrument: str
+
+
+DATASETS = {
+    "enmap": Dataset(
+        COLLECTION_ID,
+        "SpectralEarth",
+        "EnMAP",
+        "water-vapour absorption regions removed",
+        "Contains modified EnMAP data © DLR {years}; use is subject to the EnMAP data licence of DLR.",
+        "https://www.enmap.org",
+        "enmap",
+        "hsi",
+    ),
+    "desis": Dataset(
+        "desis-patches",
+        "DESIS patches (SpectralEarth recipe)",
+        "DESIS",
+        "all bands kept",
+        "Contains modified DESIS data © DLR {years}; use is subject to DLR's DESIS data licence.",
+        None,
+        "iss",
+        "desis",
+    ),
+}
+"""Per sensor (``storage_schemas.sensors``): the collection id, title, licence and platform."""
 ZARR_MEDIA_TYPE = "application/vnd+zarr"
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 ITEMS_ASSET = "geoparquet-items"
@@ -123,8 +163,9 @@ def build_collection(
     bands: pd.DataFrame,
     statistics: pd.DataFrame,
     store_href: str,
+    sensor: str = "enmap",
 ) -> pystac.Collection:
-    """The release's STAC Collection.
+    """The release's STAC Collection (of a release of ``sensor``'s patches).
 
     ``index`` is the release patch index (``PATCH_INDEX_SCHEMA``), ``locations`` the release
     locations (EPSG:4326 outlines), ``bands`` the kept bands (``band, wavelength_nm, fwhm_nm``),
@@ -142,27 +183,34 @@ def build_collection(
     bbox = [float(v) for v in locations.geometry.total_bounds]
     years = f"{first.year}" if first.year == last.year else f"{first.year}-{last.year}"
     n_multi = int((index.groupby("location_id").size() > 1).sum())
+    dataset = DATASETS[sensor]
     description = (
         f"SpectralEarth-style hyperspectral patches (release {version}): {len(index):,} patches of "
         f"{PATCH_PX} x {PATCH_PX} px at 30 m over {index['location_id'].nunique():,} locations "
-        f"({n_multi:,} with more than one timestamp), cut from {index['tile_id'].nunique():,} EnMAP L2A "
-        f"tiles, {len(bands)} bands (water-vapour absorption regions removed), int16 reflectance x 10000, "
-        f"nodata {NODATA}. Contains modified EnMAP data © DLR {years}; use is subject to the EnMAP "
-        "data licence of DLR. Recipe: SpectralEarth (Braham et al., 2025)."
+        f"({n_multi:,} with more than one timestamp), cut from {index['tile_id'].nunique():,} "
+        f"{dataset.mission} L2A tiles, {len(bands)} bands ({dataset.bands_note}), int16 reflectance x "
+        f"10000, nodata {NODATA}. {dataset.licence.format(years=years)} Recipe: SpectralEarth "
+        "(Braham et al., 2025)."
     )
     collection = pystac.Collection(
-        id=COLLECTION_ID,
-        title="SpectralEarth",
+        id=dataset.collection_id,
+        title=dataset.title,
         description=description,
         extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([[first, last]])),
         license="other",
-        keywords=["EnMAP", "hyperspectral", "imaging spectroscopy", "foundation models", "SpectralEarth"],
+        keywords=[
+            dataset.mission,
+            "hyperspectral",
+            "imaging spectroscopy",
+            "foundation models",
+            "SpectralEarth",
+        ],
         providers=[
             pystac.Provider(
                 name="DLR (German Aerospace Center)",
                 roles=[pystac.ProviderRole.PRODUCER, pystac.ProviderRole.LICENSOR],
-                url="https://www.enmap.org",
-                description="EnMAP mission; L2A surface reflectance products.",
+                url=dataset.provider_url,
+                description=f"{dataset.mission} mission; L2A surface reflectance products.",
             ),
             pystac.Provider(
                 name="SpectralForge",
@@ -197,8 +245,8 @@ def build_collection(
     # reader that re-serialises with pystac must raise ``summaries.maxcount`` the same way.
     collection.summaries = pystac.Summaries(
         {
-            "platform": ["enmap"],
-            "instruments": ["hsi"],
+            "platform": [dataset.platform],
+            "instruments": [dataset.instrument],
             "gsd": [PIXEL_M],
             "proj:code": [f"EPSG:{int(e)}" for e in sorted(locations["epsg"].unique())],
             "eo:bands": eo_bands,
@@ -261,7 +309,11 @@ def build_items(
 
 
 def iter_items(
-    version: str, index: pd.DataFrame, locations: gpd.GeoDataFrame, store_href: str
+    version: str,
+    index: pd.DataFrame,
+    locations: gpd.GeoDataFrame,
+    store_href: str,
+    collection_id: str = COLLECTION_ID,
 ) -> Iterator[dict[str, Any]]:
     """The items of ``build_items``, one at a time.
 
@@ -281,7 +333,7 @@ def iter_items(
             f"index and locations disagree: {int((where < 0).sum())} indexed locations have no outline, "
             f"{len(locations) - int((where >= 0).sum())} outlines have no patch"
         )
-    return _items(version, patches, ids, starts, locations.iloc[where], store_href)
+    return _items(version, patches, ids, starts, locations.iloc[where], store_href, collection_id)
 
 
 def _items(
@@ -291,6 +343,7 @@ def _items(
     starts: np.ndarray,
     locations: gpd.GeoDataFrame,
     store_href: str,
+    collection_id: str,
 ) -> Iterator[dict[str, Any]]:
     ends = np.append(starts[1:], len(patches))
     slots = patches["slot"].astype("int64").tolist()
@@ -328,7 +381,7 @@ def _items(
             },
             "links": [dict(link)],
             "assets": {REFLECTANCE_ASSET: dict(asset, roles=["data"])},
-            "collection": COLLECTION_ID,
+            "collection": collection_id,
         }
 
 

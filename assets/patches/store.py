@@ -63,10 +63,11 @@ class StoreBands:
         return len(self.layer)
 
 
-def create_store(path: Path, bands: StoreBands, band_filter: BandFilter) -> zarr.Group:
-    """An empty store: the reflectance array with no slots, band coordinates, the commits group."""
+def create_store(path: Path, bands: StoreBands, band_filter: BandFilter, sensor: str = "enmap") -> zarr.Group:
+    """An empty store of one sensor's patches: the reflectance array with no slots, band
+    coordinates, the commits group."""
     group = zarr.create_group(
-        path, zarr_format=3, attributes=layout_attrs(band_filter.describe(), CODEC_CHOICE)
+        path, zarr_format=3, attributes=layout_attrs(band_filter.describe(), CODEC_CHOICE, sensor)
     )
     create_reflectance(group, len(bands), DIMS, tuple(PATCH_COORDS))
     write_band_coords(group, bands)
@@ -125,12 +126,13 @@ def write_band_coords(group: zarr.Group, bands: StoreBands) -> None:
         array[:] = np.asarray(values[name], dtype=dtype)
 
 
-def open_store(path: Path, mode: str = "r") -> zarr.Group:
-    """Open an existing store, refusing one of another layout version (:class:`StoreLayoutError`)."""
+def open_store(path: Path, mode: str = "r", sensor: str | None = None) -> zarr.Group:
+    """Open an existing store, refusing one of another layout version, or of another sensor than
+    ``sensor`` when given (:class:`StoreLayoutError`)."""
     if not (path / "zarr.json").is_file():
         raise FileNotFoundError(f"{path}: no patch store here (materialise patch_store first)")
     group = zarr.open_group(path, mode=mode, zarr_format=3)
-    check_layout(dict(group.attrs), str(path))
+    check_layout(dict(group.attrs), str(path), sensor)
     return group
 
 

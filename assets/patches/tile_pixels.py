@@ -29,6 +29,7 @@ from assets.archive.sources import gdal_path_of, is_in_zip, open_zip_member
 from assets.patches.store import StoreBands
 from storage_schemas.band_filter import BandFilter
 from storage_schemas.enmap_product import NODATA
+from storage_schemas.sensors import ENMAP, Sensor
 
 WAVELENGTH_TOLERANCE_NM = 5.0
 """How far a tile's band centre may be from the store's band it is written to."""
@@ -111,8 +112,11 @@ def open_raster(archive_root: Path, product_path: str, member: str) -> Iterator[
         yield ds
 
 
-def read_tile(archive_root: Path, row: dict, bands: StoreBands, band_filter: BandFilter) -> TilePixels:
-    """The kept bands and the cleaning masks of one catalog row, checked against the row."""
+def read_tile(
+    archive_root: Path, row: dict, bands: StoreBands, band_filter: BandFilter, sensor: Sensor = ENMAP
+) -> TilePixels:
+    """The kept bands and the cleaning masks of one catalog row, checked against the row; the
+    masks from where ``sensor`` keeps them (EnMAP: a QL file each; DESIS: layers of QUALITY.tif)."""
     files = json.loads(row["files"])
     image = gdal_path_of(archive_root, row["product_path"], files["image"])
     kept = band_indexes(row, bands, band_filter, image)
@@ -123,14 +127,16 @@ def read_tile(archive_root: Path, row: dict, bands: StoreBands, band_filter: Ban
                 raw = ds.read([int(i) + 1 for i in kept])
             masks = {}
             for kind in REQUIRED_MASKS:
-                path = gdal_path_of(archive_root, row["product_path"], files[kind])
-                with open_raster(archive_root, row["product_path"], files[kind]) as ds:
+                source = sensor.masks[kind]
+                member = files[source.file_kind]
+                path = gdal_path_of(archive_root, row["product_path"], member)
+                with open_raster(archive_root, row["product_path"], member) as ds:
                     if (ds.width, ds.height) != (row["width"], row["height"]):
                         raise TileError(
                             f"{path}: mask is {ds.width} x {ds.height} px, the image {row['width']} x "
                             f"{row['height']}"
                         )
-                    masks[kind] = ds.read(1) > 0
+                    masks[kind] = ds.read(source.band) > 0
     except (RasterioError, OSError, zipfile.BadZipFile, KeyError) as exc:
         raise TileError(f"{image}: unreadable: {exc}") from None
     data, faults = to_int16(raw)

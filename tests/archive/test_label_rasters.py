@@ -33,7 +33,6 @@ from assets.archive.simulator.label_rasters import (
     write_label_rasters,
 )
 from assets.archive.simulator.scene import biome_of, landscape_bias, surface_abundance
-from assets.archive.simulator.sites import ANCHOR_SITES
 from assets.archive.simulator.spectra import SURFACE_MATERIALS
 from assets.labels.align import UNLABELLED, align_to_patch, describe_label_raster
 
@@ -231,4 +230,4 @@ def test_demo_visit_model_images_label_regions_and_mission_model_is_unchanged():
     assert (conus & np.isin(month, (6, 7, 8, 9)) & np.isin(year, (2022, 2023))).sum() >= 3
     assert europe.sum() >= 2
     assert plan.crosses_antimeridian().any(), "the Taveuni anchor stays"
-    assert DEFAULT_VISIT_MODEL.anchors == ANCHOR_SITES
+    assert DEFAULT_VISIT_MODEL.anchors == ()

@@ -13,14 +13,13 @@ from dagster import DagsterInstance, materialize
 from assets.archive.defs import tile_catalog
 from assets.archive.simulator import simulate_archive
 from assets.archive.simulator.acquisitions import DEMO_VISIT_MODEL
-from assets.archive.simulator.sites import ANCHOR_SITES
 from assets.geometry.defs import patch_plan, temporal_intersections, tile_overlap_graph
 from assets.patches.defs import patch_store
 from assets.resources import DaskCluster, DataRoot
 from storage_schemas.paths import DataLayout
 
 PLANNED = [tile_catalog, tile_overlap_graph, temporal_intersections, patch_plan, patch_store]
-ARCHIVE_MODEL = replace(DEMO_VISIT_MODEL, anchors=ANCHOR_SITES)
+ARCHIVE_MODEL = replace(DEMO_VISIT_MODEL, anchors=())
 """The demo visit model without its label anchors (US Corn Belt, northern Germany): 8 tiles of
 it are the Taveuni anchor and random sites, the archive these tests and ``tests/labels`` were
 written for. With the label anchors, 8 tiles would be anchors only."""

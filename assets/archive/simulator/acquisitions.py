@@ -22,6 +22,12 @@ How the real mission acquires, and how the plan copies it:
 - Each product is delivered in the UTM zone of its scene centre, on a 30 m grid whose pixel
   edges lie 15 m off multiples of 30 m (a real product: x0 = 366015). The raster is the
   axis-aligned bounding box of the rotated swath square.
+
+A :class:`Mission` holds what differs between sensors (orbit, operating years, local time of
+acquisitions, where sites are drawn, product names): ``ENMAP_MISSION`` above, and
+``DESIS_MISSION``: DESIS on the ISS (51.6 deg inclination, about 410 km, not sun-synchronous,
+so it images at any time of day) over CONUS land only, 2019-2023, because the DESIS-CDL
+benchmark pairs it with the USDA Cropland Data Layer.
 """
 
 from __future__ import annotations
@@ -32,7 +38,15 @@ from functools import cache
 import numpy as np
 from pyproj import Geod, Transformer
 
-from assets.archive.simulator.sites import ANCHOR_SITES, LABEL_ANCHOR_SITES, AnchorSite, draw_sites
+from assets.archive.simulator.sites import (
+    ANCHOR_SITES,
+    CONUS_REGIONS,
+    LABEL_ANCHOR_SITES,
+    LAND_REGIONS,
+    AnchorSite,
+    draw_sites,
+)
+from storage_schemas.sensors import DESIS, ENMAP, Sensor
 
 PIXEL_SIZE_M = 30.0
 GRID_OFFSET_M = 15.0
@@ -55,9 +69,63 @@ FIRST_DATATAKE = 100
 DATATAKE_GAP_S = 20.0
 """Slew time between datatakes: one satellite cannot take two at once, so none overlap in time."""
 
-_ORBIT_RADIUS_M = EARTH_RADIUS_M + ORBIT_ALTITUDE_M
-GROUND_SPEED_M_S = np.sqrt(GM_M3_S2 / _ORBIT_RADIUS_M) * EARTH_RADIUS_M / _ORBIT_RADIUS_M
-"""Speed of the sub-satellite point over a non-rotating Earth (about 6.83 km/s)."""
+
+def ground_speed(altitude_m: float) -> float:
+    """Speed of the sub-satellite point of a circular orbit over a non-rotating Earth (EnMAP at
+    653 km: about 6.83 km/s)."""
+    radius = EARTH_RADIUS_M + altitude_m
+    return float(np.sqrt(GM_M3_S2 / radius) * EARTH_RADIUS_M / radius)
+
+
+@dataclass(frozen=True)
+class Mission:
+    """What the plan needs to know about a sensor's mission."""
+
+    sensor: Sensor
+    inclination_deg: float
+    altitude_m: float
+    start: np.datetime64
+    end: np.datetime64
+    """First and last acquisition day (inclusive)."""
+    local_solar_time_h: tuple[float, float]
+    line_time_s: float
+    processor_version: str
+    regions: tuple[tuple[str, float, float, float, float], ...]
+    anchors: tuple[AnchorSite, ...]
+
+    @property
+    def ground_speed_m_s(self) -> float:
+        return ground_speed(self.altitude_m)
+
+
+ENMAP_MISSION = Mission(
+    ENMAP,
+    INCLINATION_DEG,
+    ORBIT_ALTITUDE_M,
+    MISSION_START,
+    MISSION_END,
+    LOCAL_SOLAR_TIME_H,
+    LINE_TIME_S,
+    PROCESSOR_VERSION,
+    LAND_REGIONS,
+    ANCHOR_SITES,
+)
+DESIS_MISSION = Mission(
+    DESIS,
+    inclination_deg=51.64,
+    altitude_m=410_000.0,
+    start=np.datetime64("2019-01-01", "D"),
+    end=np.datetime64("2023-12-31", "D"),
+    local_solar_time_h=(8.0, 16.0),
+    line_time_s=4.1e-3,
+    processor_version="0213",
+    regions=CONUS_REGIONS,
+    anchors=(),
+)
+"""DESIS on the ISS: operations began in 2018-08; the ISS orbit precesses, so acquisitions fall at
+any daylight hour (8-16 h local solar time here); 30 m lines at ~7.3 km/s take ~4.1 ms."""
+MISSIONS = {m.sensor.name: m for m in (ENMAP_MISSION, DESIS_MISSION)}
+
 
 VISIT_COUNT_PMF: tuple[tuple[int, float], ...] = (
     (1, 0.603),
@@ -105,8 +173,9 @@ class VisitModel:
     oversupply: float = 1.1
     """Visits are drawn for this many times the tiles asked for, then a random subset is kept,
     so that a small archive is not all one heavily revisited site."""
-    anchors: tuple[AnchorSite, ...] = ANCHOR_SITES
-    """Sites imaged before any random one, with their visit counts (and days, where given)."""
+    anchors: tuple[AnchorSite, ...] = ()
+    """Sites imaged before any random one, with their visit counts (and days, where given), in
+    addition to the mission's own anchors; those the mission's orbit cannot see are skipped."""
 
     def mean_visits(self) -> float:
         return float(sum(k * p for k, p in self.visit_count_pmf) / sum(p for _, p in self.visit_count_pmf))
@@ -122,7 +191,7 @@ DEMO_VISIT_MODEL = VisitModel(
     strip_length_pmf=((1, 0.5), (2, 0.5)),
     across_track_offset=0.1,
     oversupply=1.0,
-    anchors=ANCHOR_SITES + LABEL_ANCHOR_SITES,
+    anchors=LABEL_ANCHOR_SITES,
 )
 """A few dozen products that show what the mission statistics only show at scale: every site
 seen several times, on short strips with small pointing offsets, so that tiles overlap; and the
@@ -172,6 +241,7 @@ class AcquisitionPlan:
     width: np.ndarray
     height: np.ndarray
     model: VisitModel = field(default=DEFAULT_VISIT_MODEL, repr=False)
+    mission: Mission = field(default=ENMAP_MISSION, repr=False)
 
     def __len__(self) -> int:
         return len(self.datatake)
@@ -183,7 +253,7 @@ class AcquisitionPlan:
 
     @property
     def tile_duration_us(self) -> int:
-        return round(self.tile_size * LINE_TIME_S * 1e6)
+        return round(self.tile_size * self.mission.line_time_s * 1e6)
 
     def tile_ids(self) -> list[str]:
         return [
@@ -192,11 +262,13 @@ class AcquisitionPlan:
         ]
 
     def product_names(self, level: str = "L2A") -> list[str]:
-        """``ENMAP01-____L2A-DT<10>_<start>Z_<tile>_V010502_<processed>Z`` for every tile."""
+        """The sensor's product name of every tile (EnMAP:
+        ``ENMAP01-____L2A-DT<10>_<start>Z_<tile>_V010502_<processed>Z``)."""
         start = _compact_stamps(self.start)
         processed = _compact_stamps(self.processed)
+        name, version = self.mission.sensor.format_name, self.mission.processor_version
         return [
-            f"ENMAP01-____{level}-DT{d:010d}_{s}Z_{t:03d}_V{PROCESSOR_VERSION}_{p}Z"
+            name(level=level, datatake=d, acquired=s, tile=t, version=version, processed=p)
             for d, s, t, p in zip(
                 self.datatake.tolist(), start, self.tile_number.tolist(), processed, strict=True
             )
@@ -245,7 +317,7 @@ def _compact_stamps(times: np.ndarray) -> list[str]:
     return [t.replace("-", "").replace(":", "") for t in text.tolist()]
 
 
-def ground_track_heading(lat_deg: np.ndarray) -> np.ndarray:
+def ground_track_heading(lat_deg: np.ndarray, mission: Mission = ENMAP_MISSION) -> np.ndarray:
     """True bearing (deg) of the descending ground track of the orbit at latitude ``lat_deg``.
 
     The inertial heading is ``180 - asin(cos i / cos lat)``; the Earth turning east under the
@@ -253,10 +325,11 @@ def ground_track_heading(lat_deg: np.ndarray) -> np.ndarray:
     the track by another 2.4 deg (together 14.3 deg off south at 47.6 N, as in real products).
     """
     lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
-    ratio = np.clip(np.cos(np.radians(INCLINATION_DEG)) / np.cos(lat), -1.0, 1.0)
+    speed = mission.ground_speed_m_s
+    ratio = np.clip(np.cos(np.radians(mission.inclination_deg)) / np.cos(lat), -1.0, 1.0)
     inertial = np.pi - np.arcsin(ratio)
-    east = GROUND_SPEED_M_S * np.sin(inertial) - EARTH_ROTATION_RAD_S * EARTH_RADIUS_M * np.cos(lat)
-    north = GROUND_SPEED_M_S * np.cos(inertial)
+    east = speed * np.sin(inertial) - EARTH_ROTATION_RAD_S * EARTH_RADIUS_M * np.cos(lat)
+    north = speed * np.cos(inertial)
     return np.degrees(np.arctan2(east, north)) % 360.0
 
 
@@ -304,11 +377,12 @@ class _Visits:
     length: np.ndarray
 
 
-def _draw_visits(rng: np.random.Generator, tiles: int, model: VisitModel) -> _Visits:
+def _draw_visits(rng: np.random.Generator, tiles: int, model: VisitModel, mission: Mission) -> _Visits:
     """Anchor visits first, then visits of random sites in random order, cut at ``tiles``."""
     visit_values, visit_p = _pmf(model.visit_count_pmf)
     strip_values, strip_p = _pmf(model.strip_length_pmf)
-    anchors = [(i, a) for i, a in enumerate(model.anchors) for _ in range(a.visits)]
+    anchored = anchor_sites(model, mission)
+    anchors = [(i, a) for i, a in enumerate(anchored) for _ in range(a.visits)]
     site = [np.array([i for i, _ in anchors], dtype=np.int64)]
     lon = [np.array([a.lon for _, a in anchors])]
     lat = [np.array([a.lat for _, a in anchors])]
@@ -317,11 +391,11 @@ def _draw_visits(rng: np.random.Generator, tiles: int, model: VisitModel) -> _Vi
     target = max(tiles - have, 0) * model.oversupply
     per_site = model.mean_visits() * model.mean_strip_length()
     batch = max(8, int(np.ceil(target / per_site / 8)))
-    sites_so_far = len(model.anchors)
+    sites_so_far = len(anchored)
     extra_site, extra_lon, extra_lat, extra_len = [], [], [], []
     drawn = 0
     while drawn < target:
-        sites = draw_sites(rng, batch)
+        sites = draw_sites(rng, batch, mission.regions)
         visits = rng.choice(visit_values, size=batch, p=visit_p)
         owner = np.repeat(np.arange(batch), visits)
         strips = rng.choice(strip_values, size=len(owner), p=strip_p)
@@ -346,6 +420,13 @@ def _draw_visits(rng: np.random.Generator, tiles: int, model: VisitModel) -> _Vi
     return _Visits(visits.site[:keep], visits.lon[:keep], visits.lat[:keep], length)
 
 
+def anchor_sites(model: VisitModel, mission: Mission) -> tuple[AnchorSite, ...]:
+    """The mission's anchors (EnMAP: the antimeridian), then the visit model's extra ones that
+    the mission's orbit can image (DESIS on the ISS sees no further than its inclination)."""
+    reachable = tuple(a for a in model.anchors if abs(a.lat) <= mission.inclination_deg)
+    return mission.anchors + reachable
+
+
 def _anchor_days(day: np.ndarray, site: np.ndarray, anchors: tuple[AnchorSite, ...], seed: int) -> np.ndarray:
     """Move the visits of anchors with date windows into them (the k-th visit of an anchor into
     its k-th window, cyclically), drawn from a stream of their own so that other visits keep
@@ -365,11 +446,15 @@ def _anchor_days(day: np.ndarray, site: np.ndarray, anchors: tuple[AnchorSite, .
 
 
 def plan_acquisitions(
-    tiles: int, tile_size: int = 1000, seed: int = 0, model: VisitModel = DEFAULT_VISIT_MODEL
+    tiles: int,
+    tile_size: int = 1000,
+    seed: int = 0,
+    model: VisitModel = DEFAULT_VISIT_MODEL,
+    mission: Mission = ENMAP_MISSION,
 ) -> AcquisitionPlan:
-    """The ``tiles`` tiles of a simulated archive, ordered by acquisition time.
+    """The ``tiles`` tiles of a simulated archive of ``mission``, ordered by acquisition time.
 
-    Deterministic in (tiles, tile_size, seed, model). Ground sizes scale with ``tile_size``
+    Deterministic in (tiles, tile_size, seed, model, mission). Ground sizes scale with ``tile_size``
     (swath and tile length are ``tile_size * 30 m``), so a benchmark with 32 px tiles keeps the
     overlap pattern of the 1000 px mission at a 31x smaller scale.
     """
@@ -379,16 +464,16 @@ def plan_acquisitions(
         raise ValueError(f"tile_size must be at least 8 px, got {tile_size}")
     rng = np.random.default_rng([seed, 0x504C414E])  # "PLAN": a stream of its own
     side = tile_size * PIXEL_SIZE_M
-    visits = _draw_visits(rng, tiles, model)
+    visits = _draw_visits(rng, tiles, model, mission)
     n_visits = len(visits.site)
 
     # Per visit: pointing offset across track, where the site falls along the strip, the day.
     across = rng.uniform(-model.across_track_offset, model.across_track_offset, n_visits) * side
     site_at = rng.random(n_visits)
-    n_days = int((MISSION_END - MISSION_START).astype(np.int64)) + 1
-    day = MISSION_START + rng.integers(0, n_days, n_visits).astype("timedelta64[D]")
-    day = _anchor_days(day, visits.site, model.anchors, seed)
-    local_h = rng.uniform(*LOCAL_SOLAR_TIME_H, n_visits)
+    n_days = int((mission.end - mission.start).astype(np.int64)) + 1
+    day = mission.start + rng.integers(0, n_days, n_visits).astype("timedelta64[D]")
+    day = _anchor_days(day, visits.site, anchor_sites(model, mission), seed)
+    local_h = rng.uniform(*mission.local_solar_time_h, n_visits)
     delay_days = rng.uniform(*PROCESSING_DELAY_DAYS, n_visits)
     datatake_gaps = rng.geometric(0.35, n_visits)
 
@@ -398,14 +483,14 @@ def plan_acquisitions(
     j = np.arange(len(visit_of_tile)) - first_tile[visit_of_tile]
     along = (j + 0.5 - site_at[visit_of_tile] * visits.length[visit_of_tile]) * side
 
-    heading_site = ground_track_heading(visits.lat)
+    heading_site = ground_track_heading(visits.lat, mission)
     q_lon, q_lat = _forward(visits.lon, visits.lat, heading_site - 90.0, across)
-    heading_q = ground_track_heading(q_lat)
+    heading_q = ground_track_heading(q_lat, mission)
     c_lon, c_lat = _forward(q_lon[visit_of_tile], q_lat[visit_of_tile], heading_q[visit_of_tile], along)
     center_lon, center_lat = np.round(c_lon, 7), np.round(c_lat, 7)
 
     # Times: the site is crossed at the drawn local solar time; no two datatakes overlap.
-    tile_us = round(tile_size * LINE_TIME_S * 1e6)
+    tile_us = round(tile_size * mission.line_time_s * 1e6)
     site_utc_h = local_h - visits.lon / 15.0
     t_site = day.astype("datetime64[us]").astype(np.int64) + np.round(site_utc_h * 3.6e9).astype(np.int64)
     t0 = t_site - np.round(site_at * visits.length * tile_us).astype(np.int64)
@@ -421,7 +506,7 @@ def plan_acquisitions(
         visit_of_tile
     ] + 37 * j  # tiles of a datatake are processed one after the other
 
-    geometry = tile_geometry(center_lon, center_lat, side)
+    geometry = tile_geometry(center_lon, center_lat, side, mission)
     tile_order = np.lexsort((j, start_us))
     columns = {
         "datatake": datatake[visit_of_tile],
@@ -433,18 +518,21 @@ def plan_acquisitions(
         "processed": processed_s.astype("datetime64[s]"),
         "center_lon": center_lon,
         "center_lat": center_lat,
-        "pointing_deg": np.degrees(np.arctan2(across, ORBIT_ALTITUDE_M))[visit_of_tile],
+        "pointing_deg": np.degrees(np.arctan2(across, mission.altitude_m))[visit_of_tile],
         **geometry,
     }
     return AcquisitionPlan(
         tile_size=tile_size,
         seed=seed,
         model=model,
+        mission=mission,
         **{k: np.ascontiguousarray(v[tile_order]) for k, v in columns.items()},
     )
 
 
-def tile_geometry(center_lon: np.ndarray, center_lat: np.ndarray, side_m: float) -> dict[str, np.ndarray]:
+def tile_geometry(
+    center_lon: np.ndarray, center_lat: np.ndarray, side_m: float, mission: Mission = ENMAP_MISSION
+) -> dict[str, np.ndarray]:
     """Corners, UTM zone, rotation and pixel grid of square tiles centred on the given points.
 
     Each tile lies in the UTM zone of its centre, rotated so that its lines run along the
@@ -454,7 +542,7 @@ def tile_geometry(center_lon: np.ndarray, center_lat: np.ndarray, side_m: float)
     """
     n = len(center_lon)
     epsg = utm_epsg(center_lon, center_lat)
-    heading = ground_track_heading(center_lat)
+    heading = ground_track_heading(center_lat, mission)
     ahead_lon, ahead_lat = _forward(center_lon, center_lat, heading, np.full(n, 1000.0))
     cx, cy = np.empty(n), np.empty(n)
     ax, ay = np.empty(n), np.empty(n)

@@ -19,6 +19,7 @@ import numpy as np
 from assets.archive.simulator import faults as fault_kinds
 from assets.archive.simulator.acquisitions import (
     DEFAULT_VISIT_MODEL,
+    MISSIONS,
     AcquisitionPlan,
     VisitModel,
     plan_acquisitions,
@@ -186,6 +187,7 @@ def product_specs(
                 datatake=datatakes[int(plan.datatake[i])],
                 seed=seed,
                 fault=fault,
+                mission=plan.mission,
             )
         )
     return specs, groups
@@ -213,17 +215,20 @@ def simulate_archive(
     faults: int = 0,
     workers: int = 1,
     model: VisitModel = DEFAULT_VISIT_MODEL,
+    sensor: str = "enmap",
 ) -> SimulationSummary:
-    """Write a simulated EnMAP archive under ``<out>/archive`` (or only ``<out>/catalog/tiles.parquet``).
+    """Write a simulated archive of ``sensor`` under ``<out>/archive`` (EnMAP) or
+    ``<out>/archive_desis`` (DESIS), or only the sensor's ``catalog/tiles.parquet``.
 
     Products are genuine in layout and names and marked SIMULATED in METADATA.XML and in every
     GeoTIFF. The same arguments give the same bytes, whatever ``workers`` is.
     """
     started = time.perf_counter()
     out = Path(out)
-    plan = plan_acquisitions(tiles, tile_size, seed, model)
+    layout = DataLayout.at(out, sensor=sensor)
+    plan = plan_acquisitions(tiles, tile_size, seed, model, MISSIONS[sensor])
     if catalog_only:
-        catalog = write_catalog_only(out, plan, draw_covers(plan, seed, accepted_only=True))
+        catalog = write_catalog_only(layout, plan, draw_covers(plan, seed, accepted_only=True))
         return SimulationSummary(
             out=out,
             archive=None,
@@ -234,7 +239,7 @@ def simulate_archive(
             seconds=time.perf_counter() - started,
         )
 
-    archive = DataLayout.at(out).archive
+    archive = layout.archive
     archive.mkdir(parents=True, exist_ok=True)
     specs, groups = product_specs(plan, seed, faults)
     realdata = realdata_dir()

@@ -27,12 +27,12 @@ import shapely
 
 from assets.archive.catalog_io import write_tiles
 from assets.archive.footprint import footprint_from_corners
-from assets.archive.simulator.acquisitions import PIXEL_SIZE_M, PROCESSOR_VERSION, AcquisitionPlan
+from assets.archive.simulator.acquisitions import PIXEL_SIZE_M, AcquisitionPlan
 from assets.archive.simulator.covers import COVER_KEYS
 from assets.archive.simulator.product_writer import file_names
 from storage_schemas.catalog import FOOTPRINT_CRS, STATUS_PRESENT, TILE_COLUMNS, TILE_FIELDS
-from storage_schemas.enmap_product import operational_band_table
 from storage_schemas.paths import DataLayout
+from storage_schemas.sensors import Sensor
 
 _NAME = "@PRODUCT_NAME@"
 _SCALAR_FIELDS = [f for f in TILE_FIELDS if not pa.types.is_list(f.type)]
@@ -65,10 +65,10 @@ def estimated_folder_size(plan: AcquisitionPlan, n_bands: int) -> np.ndarray:
     return image + masks + pixelmask + quicklooks + xml
 
 
-def _files_json(names: pa.Array) -> pa.Array:
+def _files_json(names: pa.Array, sensor: Sensor) -> pa.Array:
     """The ``files`` JSON of every product, assembled in Arrow (1 kB a row, 128 MB at 116,360
     tiles: as Python strings it would be held three times over)."""
-    pieces = json.dumps(file_names(_NAME), sort_keys=True).split(_NAME)
+    pieces = json.dumps(file_names(_NAME, sensor), sort_keys=True).split(_NAME)
     args: list = []
     for k, piece in enumerate(pieces):
         args.append(piece)
@@ -80,7 +80,8 @@ def _files_json(names: pa.Array) -> pa.Array:
 def catalog_frame(plan: AcquisitionPlan, covers: dict[str, np.ndarray]) -> gpd.GeoDataFrame:
     """The catalog rows of every planned tile, in catalog column order and types."""
     n = len(plan)
-    bands = operational_band_table()
+    sensor = plan.mission.sensor
+    bands = sensor.band_table()
     names = plan.product_names()
     folders = plan.month_folders()
     name_array = pa.array(names, pa.string())
@@ -91,7 +92,7 @@ def catalog_frame(plan: AcquisitionPlan, covers: dict[str, np.ndarray]) -> gpd.G
         "product_name": name_array,
         "datatake": pa.array(plan.datatake, pa.int64()),
         "tile_number": pa.array(plan.tile_number, pa.int16()),
-        "processor_version": pa.array(np.full(n, PROCESSOR_VERSION), pa.string()),
+        "processor_version": pa.array(np.full(n, plan.mission.processor_version), pa.string()),
         "processed": pa.array(processed_us, pa.int64()).cast(utc),
         "acquired": pa.array(plan.start.astype(np.int64), pa.int64()).cast(utc),
         "stop_time": pa.array(plan.stop.astype(np.int64), pa.int64()).cast(utc),
@@ -109,7 +110,7 @@ def catalog_frame(plan: AcquisitionPlan, covers: dict[str, np.ndarray]) -> gpd.G
         "center_lat": pa.array(plan.center_lat, pa.float64()),
         "crosses_antimeridian": pa.array(plan.crosses_antimeridian(), pa.bool_()),
         "product_path": pc.binary_join_element_wise(pa.array(folders, pa.string()), name_array, "/"),
-        "files": _files_json(name_array),
+        "files": _files_json(name_array, sensor),
         "simulated": pa.array(np.ones(n, dtype=bool), pa.bool_()),
         "status": pa.array(np.full(n, STATUS_PRESENT), pa.string()),
         "missing_since": pa.nulls(n, utc),
@@ -135,8 +136,8 @@ def catalog_frame(plan: AcquisitionPlan, covers: dict[str, np.ndarray]) -> gpd.G
     return gpd.GeoDataFrame(frame, geometry=geometry, crs=FOOTPRINT_CRS)[TILE_COLUMNS]
 
 
-def write_catalog_only(out: Path, plan: AcquisitionPlan, covers: dict[str, np.ndarray]) -> Path:
-    """Write ``<out>/catalog/tiles.parquet`` (atomically, via ``catalog_io.write_tiles``)."""
-    path = DataLayout.at(out).tiles
+def write_catalog_only(layout: DataLayout, plan: AcquisitionPlan, covers: dict[str, np.ndarray]) -> Path:
+    """Write ``layout.tiles`` (atomically, via ``catalog_io.write_tiles``)."""
+    path = layout.tiles
     write_tiles(catalog_frame(plan, covers), path)
     return path

@@ -33,8 +33,10 @@ from assets.archive.simulator.acquisitions import (
     PROCESSOR_VERSION,
     Tile,
 )
+from assets.archive.simulator.scene import QUICKLOOK_SWIR_NM, QUICKLOOK_VNIR_NM
 from assets.archive.simulator.sun import solar_position
 from storage_schemas.enmap_product import BandTable, epsg_to_projection
+from storage_schemas.sensors import ENMAP, Sensor
 
 SIMULATED_COMMENT = f"{SIMULATED_MARK} by SpectralForge, not a DLR product"
 COPYRIGHT = f"(c) DLR EnMAP format; content {SIMULATED_MARK} by SpectralForge, not a DLR product"
@@ -380,9 +382,33 @@ def _ql(
     )
 
 
-def metadata_xml(tile: Tile, content: MetadataContent, bands: BandTable, rng: np.random.Generator) -> bytes:
-    """The whole METADATA.XML of one product."""
+_QUICKLOOKS = {
+    "enmap": (
+        ("vnir", "quicklook_vnir", QUICKLOOK_VNIR_NM),
+        ("swir", "quicklook_swir", QUICKLOOK_SWIR_NM),
+    ),
+    "desis": (("image", "quicklook", QUICKLOOK_VNIR_NM),),
+}
+"""Quicklooks per sensor: (tag, file kind, red/green/blue nm) as ``product/quicklook`` lists them."""
+
+
+def _ortho(tile: Tile) -> str:
+    return (
+        f"    <ortho>\n      <projection>{epsg_to_projection(tile.epsg)}</projection>\n"
+        "      <resolution>30</resolution>\n      <resampling>bilinear</resampling>\n    </ortho>\n"
+    )
+
+
+def metadata_xml(
+    tile: Tile, content: MetadataContent, bands: BandTable, rng: np.random.Generator, sensor: Sensor = ENMAP
+) -> bytes:
+    """The whole METADATA.XML of one product.
+
+    For a sensor other than EnMAP this is a STAND-IN (see ``assets.archive.metadata_readers``):
+    the EnMAP layout with the sensor's mission, names and quicklook, and without the bulky orbit,
+    attitude, RPC and line-time sections, which describe EnMAP's platform."""
     name, level = content.name, content.level
+    files = sensor.file_names(name)
     mid = tile.start + (tile.stop - tile.start) // 2
     start, stop, centre_t = _t(tile.start), _t(tile.stop), _t(mid)
     corner_times = (start, stop, stop, start, centre_t)
@@ -415,12 +441,12 @@ def metadata_xml(tile: Tile, content: MetadataContent, bands: BandTable, rng: np
     covers = content.covers
     bands_count = len(bands)
     sizes = content.file_sizes
-    image_name = f"{name}-SPECTRAL_IMAGE.TIF"
+    image_name = files["image"]
     dim_geo = tile.side_m / 111_320.0 * 1.1
 
     root = f'<level_X xmlns:xsi="{XSI}" xsi:noNamespaceSchemaLocation="{SCHEMA}">'
     comment = (
-        f"{SIMULATED_COMMENT}. EnMAP Level {level[1:]} Product of datatake {tile.datatake}, "
+        f"{SIMULATED_COMMENT}. {sensor.mission} Level {level[1:]} Product of datatake {tile.datatake}, "
         f"tile {tile.tile_number}"
     )
     datatake_polygon = _polygon(
@@ -445,7 +471,7 @@ def metadata_xml(tile: Tile, content: MetadataContent, bands: BandTable, rng: np
       <crc>1EACA5A7</crc>
       <processingLevel>{level}</processingLevel>
     </schema>
-    <name>{name}-METADATA.XML</name>
+    <name>{files["metadata"]}</name>
     <comment>{comment}</comment>
     <copyright>{COPYRIGHT}</copyright>
     <citation>SpectralForge archive simulator: {SIMULATED_MARK} product, no DOI</citation>
@@ -475,7 +501,7 @@ def metadata_xml(tile: Tile, content: MetadataContent, bands: BandTable, rng: np
     <revision>{version}</revision>
     <altitudeCoverage>{ORBIT_ALTITUDE_M:.2f}</altitudeCoverage>
     <sphere>earth</sphere>
-    <format>ENMAP_{level}</format>
+    <format>{sensor.mission.upper()}_{level}</format>
     <level>{level}</level>
     <size>{sum(sizes.values())}</size>
     <archivedVersion>{version}</archivedVersion>
@@ -519,7 +545,7 @@ def metadata_xml(tile: Tile, content: MetadataContent, bands: BandTable, rng: np
     <processingCenter>OP</processingCenter>
     <processingNode>spectralforge-simulator</processingNode>
     <processingDateTime>{_t(processed)}</processingDateTime>
-    <mission>EnMAP</mission>
+    <mission>{sensor.mission}</mission>
     <satelliteID>01</satelliteID>
     <sensor>HSI</sensor>
     <datatakeID>{tile.datatake:010d}</datatakeID>
@@ -568,11 +594,14 @@ def metadata_xml(tile: Tile, content: MetadataContent, bands: BandTable, rng: np
     </image>
     <quicklook>
 """
-    quicklooks = _ql(
-        "vnir", f"{name}-QL_VNIR.TIF", (847.1, 671.21, 548.06), tile, sizes.get(f"{name}-QL_VNIR.TIF", 0)
-    ) + _ql(
-        "swir", f"{name}-QL_SWIR.TIF", (2201.0, 1645.3, 1051.3), tile, sizes.get(f"{name}-QL_SWIR.TIF", 0)
+    quicklooks = "".join(
+        _ql(tag, files[kind], channels, tile, sizes.get(files[kind], 0))
+        for tag, kind, channels in _QUICKLOOKS[sensor.name]
     )
+    if sensor.metadata_format != "enmap":
+        parts = [head, quicklooks, "    </quicklook>\n", _ortho(tile), _file_information(content)]
+        parts += [_band_statistics(bands, content), "  </product>\n</level_X>\n"]
+        return "".join(parts).encode("utf-8")
     parts = [
         head,
         quicklooks,
@@ -589,8 +618,7 @@ def metadata_xml(tile: Tile, content: MetadataContent, bands: BandTable, rng: np
         _rpc(tile, bands.wavelength_nm, rng),
         "    </navigation>\n",
         _frame_times(tile, rng),
-        f"    <ortho>\n      <projection>{epsg_to_projection(tile.epsg)}</projection>\n"
-        "      <resolution>30</resolution>\n      <resampling>bilinear</resampling>\n    </ortho>\n",
+        _ortho(tile),
         _file_information(content),
         _band_statistics(bands, content),
         "  </product>\n</level_X>\n",

@@ -10,6 +10,11 @@ The formats follow DLR's: SPECTRAL_IMAGE is an uncompressed band-sequential int1
 nodata -32768; the QL masks are uint8 on the same grid; QL_PIXELMASK has one 1-bit layer per
 band (NBITS=1, which is why the real one is 37 MB for 1128 x 1212 px); QL_VNIR and QL_SWIR are
 uint8 RGB quicklooks from the bands METADATA.XML names.
+
+DESIS-like products (``ProductSpec.mission`` = ``DESIS_MISSION``) share the image, the scene and
+the packaging, and differ in names and ancillary files: one QUALITY.tif with a layer per flag
+(the layer order of ``storage_schemas.sensors.DESIS_MASKS``, an assumption) and one RGB
+QL_IMAGE.tif; no pixel mask.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from assets.archive.simulator import faults as fault_kinds
-from assets.archive.simulator.acquisitions import PIXEL_SIZE_M, Tile
+from assets.archive.simulator.acquisitions import ENMAP_MISSION, PIXEL_SIZE_M, Mission, Tile
 from assets.archive.simulator.metadata_writer import (
     ORBIT_SECONDS,
     SIMULATED_COMMENT,
@@ -34,23 +39,16 @@ from assets.archive.simulator.metadata_writer import (
     metadata_xml,
 )
 from assets.archive.simulator.packaging import write_product_zip, zip_time
-from assets.archive.simulator.scene import render_scene
+from assets.archive.simulator.scene import SceneResult, render_scene
 from assets.archive.simulator.spectra import spectral_library
-from storage_schemas.enmap_product import (
-    IMAGE_SUFFIXES,
-    METADATA_SUFFIX,
-    NODATA,
-    OTHER_FILES,
-    QUALITY_MASKS,
-    operational_band_table,
-)
+from storage_schemas.enmap_product import NODATA
+from storage_schemas.sensors import DESIS, ENMAP, Sensor
 
 FOLDER = "folder"
 ZIP = "zip"
 DELIVERY = "delivery"
 STAGING = ".staging"
 """Dot-folder under the archive where products are written before they appear."""
-IMAGE_SUFFIX = IMAGE_SUFFIXES[0]
 _GDAL_ENV = {"GDAL_PAM_ENABLED": "NO", "GDAL_NUM_THREADS": "1"}
 """No ``.aux.xml`` side files: everything goes into the GeoTIFF itself."""
 
@@ -83,6 +81,7 @@ class ProductSpec:
     datatake: DatatakeInfo
     seed: int
     fault: str | None = None
+    mission: Mission = ENMAP_MISSION
 
 
 @dataclass(frozen=True)
@@ -97,12 +96,9 @@ class WrittenProduct:
     endmembers: str = ""
 
 
-def file_names(name: str) -> dict[str, str]:
+def file_names(name: str, sensor: Sensor = ENMAP) -> dict[str, str]:
     """File kind -> file name of every file of a product, as the catalog's ``files`` column."""
-    names = {"metadata": name + METADATA_SUFFIX, "image": name + IMAGE_SUFFIX}
-    names.update({kind: name + suffix for kind, suffix in QUALITY_MASKS.items()})
-    names.update({kind: name + suffix for kind, suffix in OTHER_FILES.items()})
-    return dict(sorted(names.items()))
+    return sensor.file_names(name)
 
 
 def _stamp(when: np.datetime64) -> str:
@@ -123,21 +119,23 @@ def _profile(tile: Tile, count: int, dtype: str, **extra) -> dict:
     }
 
 
-def _common_tags(tile: Tile, what: str) -> dict[str, str]:
+def _common_tags(tile: Tile, what: str, sensor: Sensor) -> dict[str, str]:
     return {
         "TIFFTAG_DATETIME": _stamp(tile.processed),
         "TIFFTAG_SOFTWARE": "SpectralForge archive simulator",
-        "TIFFTAG_IMAGEDESCRIPTION": f"EnMAP L2A {what}; {SIMULATED_COMMENT}",
+        "TIFFTAG_IMAGEDESCRIPTION": f"{sensor.mission} L2A {what}; {SIMULATED_COMMENT}",
         "SIMULATED": SIMULATED_COMMENT,
     }
 
 
-def _write_small(path: Path, tile: Tile, data: np.ndarray, what: str, **extra) -> None:
+def _write_small(
+    path: Path, tile: Tile, data: np.ndarray, what: str, sensor: Sensor = ENMAP, **extra
+) -> None:
     """A uint8 raster on the product grid, written in one go."""
     if data.ndim == 2:
         data = data[None]
     with rasterio.open(path, "w", **_profile(tile, data.shape[0], "uint8", **extra)) as dst:
-        dst.update_tags(**_common_tags(tile, what))
+        dst.update_tags(**_common_tags(tile, what, sensor))
         dst.write(data)
 
 
@@ -147,7 +145,7 @@ def _write_pixelmask(path: Path, tile: Tile, n_bands: int, rng: np.random.Genera
     dead_columns = rng.integers(0, tile.width, (2, 2))
     per_chunk = max(1, (64 << 20) // (tile.width * tile.height))  # at most 64 MB of layers at once
     with rasterio.open(path, "w", **_profile(tile, n_bands, "uint8", nbits=1, interleave="band")) as dst:
-        dst.update_tags(**_common_tags(tile, "pixel mask (1 = defective), one layer per band"))
+        dst.update_tags(**_common_tags(tile, "pixel mask (1 = defective), one layer per band", ENMAP))
         for first in range(0, n_bands, per_chunk):
             last = min(n_bands, first + per_chunk)
             layers = np.zeros((last - first, tile.height, tile.width), dtype=np.uint8)
@@ -164,10 +162,11 @@ def write_product(archive: Path, spec: ProductSpec, realdata: Path | None) -> Wr
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    bands = operational_band_table()
+    sensor = spec.mission.sensor
+    bands = sensor.band_table()
     library = spectral_library(tuple(bands.wavelength_nm.tolist()), realdata)
     rng = np.random.default_rng([spec.seed, 0x4D455441, tile.index])  # "META", per product
-    names = file_names(name)
+    names = file_names(name, sensor)
     paths = {kind: staging / file for kind, file in names.items()}
     image_bands = len(bands) - (1 if spec.fault == fault_kinds.BAND_COUNT_MISMATCH else 0)
 
@@ -175,7 +174,7 @@ def write_product(archive: Path, spec: ProductSpec, realdata: Path | None) -> Wr
         profile = _profile(tile, image_bands, "int16", nodata=NODATA, interleave="band")
         with rasterio.open(paths["image"], "w", **profile) as dst:
             dst.update_tags(
-                **_common_tags(tile, "surface reflectance x 10000"),
+                **_common_tags(tile, "surface reflectance x 10000", sensor),
                 wavelength_units="Nanometers",
                 endmembers=library.describe(),
             )
@@ -188,21 +187,8 @@ def write_product(archive: Path, spec: ProductSpec, realdata: Path | None) -> Wr
                 window = Window(0, row0, tile.width, block.shape[1])
                 dst.write(block[:image_bands], window=window)
 
-            scene = render_scene(tile, library, spec.targets, spec.seed, sink)
-
-        for kind in ("cloud", "cloud_shadow", "haze", "snow", "cirrus"):
-            _write_small(paths[kind], tile, scene.masks[kind], f"quality mask {kind} (1 = flagged)")
-        _write_small(
-            paths["classes"], tile, scene.masks["classes"], "quality classes (1 land, 2 water, 3 background)"
-        )
-        _write_pixelmask(paths["pixelmask"], tile, len(bands), rng)
-        for kind, data in (
-            ("quicklook_vnir", scene.quicklook_vnir),
-            ("quicklook_swir", scene.quicklook_swir),
-        ):
-            _write_small(
-                paths[kind], tile, data, kind.replace("_", " "), photometric="RGB", interleave="pixel"
-            )
+            scene = render_scene(tile, library, spec.targets, spec.seed, sink, regions=spec.mission.regions)
+        _ANCILLARY[sensor.name](paths, tile, scene, len(bands), rng)
 
     sizes = {paths[k].name: paths[k].stat().st_size for k in names if k != "metadata"}
     sizes[names["metadata"]] = ORBIT_SECONDS * 452 + len(bands) * 5150 + tile.tile_size * 200 + 60_000
@@ -223,7 +209,7 @@ def write_product(archive: Path, spec: ProductSpec, realdata: Path | None) -> Wr
         biome=scene.biome,
         endmembers=library.describe(),
     )
-    xml = metadata_xml(tile, content, bands, rng)
+    xml = metadata_xml(tile, content, bands, rng, sensor)
     if spec.fault == fault_kinds.MALFORMED_XML:
         xml = fault_kinds.malform(xml)
     paths["metadata"].write_bytes(xml)
@@ -257,6 +243,47 @@ def write_product(archive: Path, spec: ProductSpec, realdata: Path | None) -> Wr
         os.utime(container, ns=(mtime, mtime))
         shutil.rmtree(staging)
     return WrittenProduct(spec, container, scene.covers, sizes, extra, library.describe())
+
+
+def _enmap_ancillary(
+    paths: dict[str, Path], tile: Tile, scene: SceneResult, n_bands: int, rng: np.random.Generator
+) -> None:
+    """EnMAP: one file per QL mask, the 1-bit pixel mask, VNIR and SWIR quicklooks."""
+    for kind in ("cloud", "cloud_shadow", "haze", "snow", "cirrus"):
+        _write_small(paths[kind], tile, scene.masks[kind], f"quality mask {kind} (1 = flagged)")
+    _write_small(
+        paths["classes"], tile, scene.masks["classes"], "quality classes (1 land, 2 water, 3 background)"
+    )
+    _write_pixelmask(paths["pixelmask"], tile, n_bands, rng)
+    for kind, data in (
+        ("quicklook_vnir", scene.quicklook_vnir),
+        ("quicklook_swir", scene.quicklook_swir),
+    ):
+        _write_small(paths[kind], tile, data, kind.replace("_", " "), photometric="RGB", interleave="pixel")
+
+
+def _desis_ancillary(
+    paths: dict[str, Path], tile: Tile, scene: SceneResult, n_bands: int, rng: np.random.Generator
+) -> None:
+    """DESIS: QUALITY.tif with one layer per flag in the sensor's layer order, and QL_IMAGE.tif
+    (a NIR-red-green composite of the VNIR quicklook bands, all DESIS has)."""
+    sensor = DESIS
+    order = sorted((s.band, kind) for kind, s in sensor.masks.items() if s.file_kind == "quality")
+    layers = np.stack([scene.masks[kind] for _, kind in order])
+    what = "quality layers (1 = flagged): " + ", ".join(kind for _, kind in order)
+    _write_small(paths["quality"], tile, layers, what, sensor, interleave="band")
+    _write_small(
+        paths["quicklook"],
+        tile,
+        scene.quicklook_vnir,
+        "quicklook",
+        sensor,
+        photometric="RGB",
+        interleave="pixel",
+    )
+
+
+_ANCILLARY = {"enmap": _enmap_ancillary, "desis": _desis_ancillary}
 
 
 def paths_in(folder: Path) -> list[Path]:

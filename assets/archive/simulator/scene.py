@@ -100,9 +100,9 @@ class SceneResult:
     biome: str
 
 
-def biome_of(lon: float, lat: float) -> str:
+def biome_of(lon: float, lat: float, regions: tuple = LAND_REGIONS) -> str:
     """The biome of the land region a point lies in (``mixed`` outside all of them)."""
-    for name, lon0, lon1, lat0, lat1 in LAND_REGIONS:
+    for name, lon0, lon1, lat0, lat1 in regions:
         if lon0 <= lon <= lon1 and lat0 <= lat <= lat1:
             return _REGION_BIOME.get(name, "cropland")
     return "tropical" if abs(lat) < 23.5 else "mixed"
@@ -241,9 +241,11 @@ def render_scene(
     seed: int,
     sink: Callable[[int, np.ndarray], None],
     rows_per_block: int = 64,
+    regions: tuple = LAND_REGIONS,
 ) -> SceneResult:
     """Render a tile: hand int16 (bands, rows, width) blocks to ``sink(row0, block)``
-    and return the masks, covers and statistics the other files need."""
+    and return the masks, covers and statistics the other files need. ``regions``: the land
+    regions the mission's sites were drawn from (they decide the biome)."""
     rng = np.random.default_rng([seed, 0x50495845, tile.index])  # "PIXE", per product
     height, width = tile.height, tile.width
     valid = swath_mask(tile)
@@ -254,7 +256,7 @@ def render_scene(
 
     # Landscape: abundances pinned to the ground, shifted by season.
     lon, lat = tile.center_lon, tile.center_lat
-    biome = biome_of(lon, lat)
+    biome = biome_of(lon, lat, regions)
     doy = int(
         (
             tile.start.astype("datetime64[D]") - tile.start.astype("datetime64[Y]").astype("datetime64[D]")

@@ -62,6 +62,16 @@ LAND_REGIONS: tuple[tuple[str, float, float, float, float], ...] = (
 a sun-synchronous orbit of 97.96 deg inclination images higher latitudes only at grazing angles."""
 
 
+CONUS_REGIONS: tuple[tuple[str, float, float, float, float], ...] = (
+    ("Central Valley", -122.2, -119.2, 35.2, 39.8),
+    *(r for r in LAND_REGIONS if r[0] in ("Great Plains", "US West", "US East")),
+)
+"""Where simulated DESIS sites lie: land in the conterminous US only, because the DESIS-CDL
+benchmark pairs DESIS tiles with the USDA Cropland Data Layer (CONUS). All within the ISS's
++-51.6 deg reach. The Central Valley box (California's crop belt) comes first so that biomes
+look it up before the wider US West box."""
+
+
 @dataclass(frozen=True)
 class AnchorSite:
     """A place every simulated archive images, with a fixed number of visits."""
@@ -108,9 +118,9 @@ class Sites:
         return len(self.lon)
 
 
-def draw_sites(rng: np.random.Generator, n: int) -> Sites:
+def draw_sites(rng: np.random.Generator, n: int, regions: tuple = LAND_REGIONS) -> Sites:
     """``n`` sites uniform on the area of the land regions (area on the sphere, not in degrees)."""
-    boxes = np.array([r[1:] for r in LAND_REGIONS], dtype=np.float64)
+    boxes = np.array([r[1:] for r in regions], dtype=np.float64)
     lon0, lon1, lat0, lat1 = boxes.T
     sin0, sin1 = np.sin(np.radians(lat0)), np.sin(np.radians(lat1))
     area = (lon1 - lon0) * (sin1 - sin0)
