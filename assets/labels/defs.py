@@ -132,7 +132,8 @@ def label_dataset_asset(product: LabelProduct) -> AssetsDefinition:
                 )
         except (LabelBuildError, ReleaseNotFoundError, FileNotFoundError) as exc:
             raise Failure(description=str(exc), metadata={"error": str(exc)}) from None
-        for problem in built.problems:
+        warnings = [*built.problems, *empty_split_warnings(built.content.samples, split)]
+        for problem in warnings:
             context.log.warning(problem)
         if built.unknown_codes:
             context.log.warning(
@@ -141,10 +142,28 @@ def label_dataset_asset(product: LabelProduct) -> AssetsDefinition:
             )
         return MaterializeResult(
             data_version=DataVersion(built.version),
-            metadata=_metadata(product, built, time.perf_counter() - started),
+            metadata={
+                **_metadata(product, built, time.perf_counter() - started),
+                "warnings": MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
+            },
         )
 
     return dataset
+
+
+def empty_split_warnings(samples, split: SplitSettings) -> list[str]:
+    """A split left empty (a small dataset inside few spatial blocks) is said, with what to do."""
+    counts = samples["split"].value_counts()
+    empty = [name for name in ("train", "val", "test") if not counts.get(name, 0)]
+    if not empty or samples.empty:
+        return []
+    how = (
+        f"its {samples['location_id'].nunique()} locations fall in too few {split.block_km:g} km blocks; "
+        "use smaller blocks (config block_km) or split: random"
+        if split.method == "blocked"
+        else "too few locations"
+    )
+    return [f"split {', '.join(empty)} empty: {how}"]
 
 
 def _metadata(product: LabelProduct, built, seconds: float) -> dict:

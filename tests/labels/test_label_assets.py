@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import rasterio
 import zarr
 from dagster import DagsterInstance, materialize
 
-from assets.labels.defs import label_dataset_asset, label_source_asset
+from assets.labels.build import SplitSettings
+from assets.labels.defs import empty_split_warnings, label_dataset_asset, label_source_asset
 from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
 from spectralforge.cli import main
 from storage_schemas.label_dataset import MASK, export_image, export_mask, export_split_file
@@ -90,3 +92,10 @@ def test_a_missing_source_fails_with_its_path(released):
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     text = failure.event_specific_data.error.message
     assert "no usable nlcd raster" in text and "nlcd_2021_land_cover.tif" in text
+
+
+def test_an_empty_split_is_said_with_what_to_do():
+    samples = pd.DataFrame({"split": ["train", "train", "test"], "location_id": ["a", "b", "c"]})
+    (warning,) = empty_split_warnings(samples, SplitSettings(block_km=20))
+    assert warning.startswith("split val empty") and "3 locations" in warning and "block_km" in warning
+    assert empty_split_warnings(samples.assign(split=["train", "val", "test"]), SplitSettings()) == []
