@@ -41,9 +41,16 @@ class LabelDatasetContent:
 
 
 def content_version(content: LabelDatasetContent) -> str:
-    """16 hex digits over what a model sees: the samples, their splits, labels and provenance."""
+    """16 hex digits over what a model sees: the samples, their splits and labels, and where they
+    come from (release version, source file names and sizes, settings), but not where the files
+    lie, so the same inputs under another data root give the same version."""
     h = xxhash.xxh3_128()
-    h.update(repr(content.attrs.get("provenance", {})).encode())
+    provenance = content.attrs.get("provenance", {})
+    sources = [
+        (f["year"], Path(f["file"]).name, f["size_bytes"]) for f in provenance.get("label_sources", [])
+    ]
+    settings = {k: content.attrs.get(k) for k in ("product", "split_settings", "balance_cap")}
+    h.update(repr((provenance.get("release"), sources, settings)).encode())
     for column in ("sample_id", "split", "release_slot"):
         h.update("\0".join(map(str, content.samples[column])).encode())
     h.update(np.ascontiguousarray(content.masks).tobytes())

@@ -6,6 +6,7 @@ same inputs giving the same bytes."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from storage_schemas.label_classes import CLASS_MAPS
 from storage_schemas.label_dataset import MASK, SAMPLE_COORDS, sample_id
 from storage_schemas.label_products import LABEL_PRODUCTS
 from storage_schemas.patch_reader import PatchReader
+from storage_schemas.paths import DataLayout
 from storage_schemas.release import LATEST
 from tests.labels.rasters import albers_around, cluster, covering_grid, release_index, stripes, write_raster
 from tests.patches.helpers import tree_digest
@@ -143,13 +145,15 @@ def test_cdl_takes_summer_patches_of_its_years_and_says_why_not_the_others(relea
         assert "not in Jun, Jul, Aug, Sep" in reason or "no cdl product for" in reason
 
 
-def test_same_inputs_give_the_same_bytes_and_version(released, tmp_path):
+def test_same_inputs_give_the_same_bytes_and_version_wherever_they_lie(released, tmp_path):
     index = release_index(released)
     _nlcd_raster(released, index)
     first = _build(released, NLCD)
     second = _build(released, NLCD, labels_dir=tmp_path / "again")
     assert first.version == second.version
     assert tree_digest(first.path) == tree_digest(second.path)
+    moved = DataLayout.at(shutil.copytree(released.root, tmp_path / "elsewhere" / "data", symlinks=True))
+    assert _build(moved, NLCD).version == first.version, "the version does not depend on the data root"
 
 
 def test_a_raster_without_crs_is_refused_by_name(released):
