@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import zarr
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from assets.labels.build import SplitSettings
 from assets.labels.defs import empty_split_warnings, label_dataset_asset, label_source_asset
@@ -99,3 +99,19 @@ def test_an_empty_split_is_said_with_what_to_do():
     (warning,) = empty_split_warnings(samples, SplitSettings(block_km=20))
     assert warning.startswith("split val empty") and "3 locations" in warning and "block_km" in warning
     assert empty_split_warnings(samples.assign(split=["train", "val", "test"]), SplitSettings()) == []
+
+
+def test_the_code_location_has_every_dataset_on_its_sensors_release():
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for name, release in {
+        "enmap_corine": "spectral_earth",
+        "enmap_cdl": "spectral_earth",
+        "enmap_nlcd": "spectral_earth",
+        "desis_cdl": "desis/release",
+    }.items():
+        parents = {k.to_user_string() for k in graph.get(AssetKey(name)).parent_keys}
+        source = f"label_sources/{LABEL_PRODUCTS[name].source}"
+        assert parents == {release, source}, (name, parents)
+    assert defs.resolve_job_def("labels_job") is not None
