@@ -23,6 +23,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0  # first, pinned: the CPU wheel on disk, not gigabytes of CUDA
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
