@@ -21,6 +21,8 @@ beside the versions names the newest one.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
 from storage_schemas.plan import TS
@@ -52,3 +54,21 @@ PATCH_INDEX_SCHEMA = pa.schema(
 """``x0, y0``: upper-left corner of the patch in ``epsg`` (metres), 30 m pixels, 128 x 128 px."""
 
 STATISTICS_COLUMNS = ["band", "wavelength_nm", "fwhm_nm", "mean", "std", "valid_pixels"]
+
+
+class ReleaseNotFoundError(LookupError):
+    """No release of that version (or none at all) under a releases folder."""
+
+
+def resolve_release(releases: Path, version: str) -> Path:
+    """The folder of a release under ``releases``, ``latest`` meaning the one ``LATEST`` names."""
+    if version == "latest":
+        pointer = releases / LATEST
+        if not pointer.is_file():
+            raise ReleaseNotFoundError(f"{pointer}: no release yet (materialise the release asset first)")
+        version = pointer.read_text().strip()
+    folder = releases / version
+    if not (folder / MANIFEST).is_file():
+        known = sorted(p.name for p in releases.glob("*") if (p / MANIFEST).is_file())
+        raise ReleaseNotFoundError(f"{folder}: no such release; known: {', '.join(known) or 'none'}")
+    return folder

@@ -37,7 +37,7 @@ from assets.patches.release_stac import (
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.patch_store import LAYOUT_VERSION
 from storage_schemas.paths import DataLayout
-from storage_schemas.release import (
+from storage_schemas.release import (  # noqa: F401  (ReleaseNotFoundError: re-exported for callers)
     COLLECTION,
     FIGURES,
     ITEMS,
@@ -47,6 +47,8 @@ from storage_schemas.release import (
     PATCH_INDEX,
     PATCH_INDEX_SCHEMA,
     STATISTICS,
+    ReleaseNotFoundError,
+    resolve_release,
 )
 
 MOSAIC_PATCHES = 16
@@ -148,19 +150,6 @@ def _point_latest(layout: DataLayout, version: str) -> None:
     replace_atomically(layout.releases / LATEST, lambda tmp: Path(tmp).write_text(version + "\n"))
 
 
-class ReleaseNotFoundError(LookupError):
-    pass
-
-
 def release_folder(layout: DataLayout, version: str) -> Path:
     """The folder of a release, ``latest`` meaning the one ``LATEST`` names."""
-    if version == "latest":
-        pointer = layout.releases / LATEST
-        if not pointer.is_file():
-            raise ReleaseNotFoundError(f"{pointer}: no release yet (materialise spectral_earth)")
-        version = pointer.read_text().strip()
-    folder = layout.releases / version
-    if not (folder / MANIFEST).is_file():
-        known = sorted(p.name for p in layout.releases.glob("*") if (p / MANIFEST).is_file())
-        raise ReleaseNotFoundError(f"{folder}: no such release; known: {', '.join(known) or 'none'}")
-    return folder
+    return resolve_release(layout.releases, version)

@@ -1,0 +1,79 @@
+"""The data loaders: normalised tensors equal to the store's pixels, true temporal pairs from the
+release index, the same items for the same (seed, epoch), and shard-ordered sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from storage_schemas.patch_reader import PatchReader
+from storage_schemas.patch_store import FILL
+from storage_schemas.release import PATCH_INDEX, STATISTICS, resolve_release
+from training.data import PretrainDataset, ShardOrderSampler, pretrain_sampler, release_store
+
+
+def _dataset(layout, **kw):
+    release = resolve_release(layout.releases, "latest")
+    return release, PretrainDataset(release, release_store(release, layout.root), **kw)
+
+
+def test_items_are_normalised_store_pixels_and_pairs_are_two_acquisitions(released):
+    release, ds = _dataset(released)
+    stats = pd.read_csv(release / STATISTICS)
+    mean = stats["mean"].to_numpy(np.float32)[:, None, None]
+    std = stats["std"].to_numpy(np.float32)[:, None, None]
+    index = pd.read_parquet(release / PATCH_INDEX)
+    with PatchReader(released.store) as reader:
+        expected = {int(s): reader.read(int(s)) for s in index["slot"]}
+    seen_temporal = False
+    for i in range(len(ds)):
+        item = ds[i]
+        slots = index.loc[index["location_id"] == item["location"], "slot"].tolist()
+        matches = []
+        for view in (item["view1"], item["view2"]):
+            assert view.dtype == torch.float32 and view.shape == (len(mean), 128, 128)
+            for slot in slots:
+                raw = expected[slot]
+                want = np.where(raw == FILL, 0.0, (raw.astype(np.float32) - mean) / std)
+                if np.allclose(view.numpy(), want, atol=1e-5):
+                    matches.append(slot)
+                    break
+        assert len(matches) == 2, "each view is one of the location's own patches, normalised"
+        if len(slots) > 1:
+            assert item["temporal"] and matches[0] != matches[1], "two different acquisitions"
+            seen_temporal = True
+        else:
+            assert not item["temporal"] and torch.equal(item["view1"], item["view2"])
+    assert seen_temporal == (ds.temporal_share > 0)
+
+
+def test_the_same_seed_and_epoch_give_the_same_items(released):
+    _, ds = _dataset(released, seed=3)
+    ds.set_epoch(2)
+    first = [ds[i]["view1"] for i in range(len(ds))]
+    ds.set_epoch(2)
+    assert all(torch.equal(a, ds[i]["view1"]) for i, a in enumerate(first))
+
+
+def test_shard_sampler_covers_every_item_once_and_keeps_shards_together():
+    shard_of = np.repeat([0, 1, 2, 3], 5)
+    sampler = ShardOrderSampler(shard_of, seed=1)
+    order = list(sampler)
+    assert sorted(order) == list(range(20))
+    runs = np.flatnonzero(np.diff(shard_of[order]) != 0)
+    assert len(runs) == 3, "each shard is read in one run"
+    sampler.set_epoch(1)
+    assert list(sampler) != order, "a new epoch, a new order"
+    halves = [list(ShardOrderSampler(shard_of, seed=1, rank=r, world=2)) for r in (0, 1)]
+    assert not set(halves[0]) & set(halves[1]) and len(halves[0]) == len(halves[1]) == 10
+
+
+def test_mae_items_are_single_images(released):
+    _, ds = _dataset(released, pairs=False)
+    item = ds[0]
+    assert set(item) == {"image", "location"} and item["image"].shape[1:] == (128, 128)
+    assert len(pretrain_sampler(ds, seed=0)) == len(ds)
+    with pytest.raises(IndexError):
+        ds[len(ds)]

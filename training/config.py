@@ -1,0 +1,81 @@
+"""Run configurations of the training entry points: YAML files, one dataclass each.
+
+A config names its data by the data root and the release (or label dataset) it reads, never by a
+copy: the run records the versions it found there, so a checkpoint is tied to the exact release.
+Unknown keys are refused with their names (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class PretrainConfig:
+    data_root: str = "data"
+    sensor: str = "enmap"
+    release: str = "latest"
+    """A release version under ``<data_root>/releases/<dataset>/``, or ``latest``."""
+    model: str = "spec_resnet50"
+    method: str = "moco"
+    """``moco``, ``dino``, ``mae`` or ``spectral_mae``."""
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 0
+    workers: int = 4
+    seed: int = 0
+    out_dir: str = "data/runs/pretrain"
+    max_locations: int | None = None
+    """Use only the first N locations (smoke runs)."""
+    init_from: str | None = None
+    """A checkpoint to start the encoder from: progressive pretraining (SpectralGPT) continues a run
+    on another dataset."""
+    device: str = "auto"
+    amp: bool = True
+    """Mixed precision (bfloat16 autocast) on GPU; ignored on CPU."""
+    model_args: dict[str, Any] = field(default_factory=dict)
+    method_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkConfig:
+    data_root: str = "data"
+    encoder: str = "data/runs/pretrain/encoder.pt"
+    """The pretrained encoder checkpoint (``none``: random initialisation, the paper's baseline)."""
+    datasets: list[str] = field(default_factory=lambda: ["enmap_corine", "enmap_cdl", "enmap_nlcd"])
+    protocols: list[str] = field(default_factory=lambda: ["frozen", "adapter", "full"])
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    workers: int = 4
+    seed: int = 0
+    out_dir: str = "data/runs/benchmark"
+    limit: int | None = None
+    """Use only the first N samples of each split (smoke runs)."""
+    release_mismatch: str = "refuse"
+    """A label dataset built from another release than the encoder's: ``refuse`` or ``warn``."""
+    device: str = "auto"
+    amp: bool = True
+
+
+def load_config(path: str | Path, cls: type, overrides: dict[str, Any] | None = None):
+    """``cls`` from a YAML file, with ``overrides`` on top; unknown keys are an error."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    data.update(overrides or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**data)
+
+
+def as_dict(config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
