@@ -1,0 +1,151 @@
+"""MoCo-v2 (Chen et al. 2020, "Improved baselines with momentum contrastive learning") in plain torch.
+
+SpectralEarth pretrains Spec. RN50 and Spec. ViT-S with MoCo-v2, using two acquisitions of one
+location as the positive pair when the location has them (section 5.1, Table 5). The method only sees
+two batches of views: the data loader decides whether they are two acquisitions or two augmentations
+of one image. MoCo-v2 settings kept here: 2-layer MLP projection head (2048 hidden, 128 out),
+temperature 0.2, key-encoder momentum 0.999, a queue of 65,536 negatives.
+
+Contract with the training loop (the same for ``DINO``)::
+
+    loss = method(view1, view2)   # computes the loss, then enqueues this batch's keys
+    loss.backward(); optimizer.step(); optimizer.zero_grad()
+    method.step_end()             # momentum update of the key encoder, once per optimizer step
+
+The momentum update lives in ``step_end`` rather than in ``forward`` so that it happens exactly once
+per optimizer step, after the query weights changed (with gradient accumulation several forwards share
+one step), and so that a forward for validation does not move the key encoder. The original MoCo code
+updates at the start of the next forward, which is the same sequence of weights.
+
+Not reproduced: shuffling BatchNorm across GPUs. Under DDP the keys of all ranks are gathered before
+they enter the queue, as in MoCo; keys are computed under ``torch.no_grad``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["MoCoV2", "ProjectionMLP"]
+
+
+class ProjectionMLP(nn.Module):
+    """MoCo-v2's projection head: Linear -> ReLU -> Linear on the globally pooled features."""
+
+    def __init__(self, in_dim: int, hidden: int = 2048, out_dim: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def _gather(t: Tensor) -> Tensor:
+    """Concatenate ``t`` from every DDP rank (no gradient); ``t`` itself when not distributed."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return t
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts)
+
+
+class MoCoV2(nn.Module):
+    """Query encoder + head trained by InfoNCE against a momentum key encoder and a queue of negatives.
+
+    ``encoder`` must provide ``forward_features(x) -> (B, C, h, w)`` and ``out_channels`` (C); the
+    features are average-pooled over space before the head. ``symmetric=True`` adds the loss with the
+    views swapped (a common variant; MoCo-v2 itself is asymmetric) and enqueues both key batches.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        dim: int = 128,
+        hidden: int = 2048,
+        queue_size: int = 65536,
+        momentum: float = 0.999,
+        temperature: float = 0.2,
+        symmetric: bool = False,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = ProjectionMLP(int(encoder.out_channels), hidden, dim)
+        self.key_encoder = copy.deepcopy(encoder)
+        self.key_head = copy.deepcopy(self.head)
+        for p in (*self.key_encoder.parameters(), *self.key_head.parameters()):
+            p.requires_grad_(False)
+        self.momentum = momentum
+        self.temperature = temperature
+        self.symmetric = symmetric
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    @staticmethod
+    def _embed(encoder: nn.Module, head: nn.Module, x: Tensor) -> Tensor:
+        feats = encoder.forward_features(x).mean(dim=(-2, -1))
+        return F.normalize(head(feats), dim=1)
+
+    def info_nce(self, q: Tensor, k: Tensor) -> Tensor:
+        """InfoNCE with the positive ``k`` (same row) and the queue's negatives; logits / temperature."""
+        l_pos = (q * k).sum(1, keepdim=True)
+        l_neg = q @ self.queue.detach().t()
+        logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
+        labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits, labels)
+
+    def forward(self, view1: Tensor, view2: Tensor, enqueue: bool = True) -> Tensor:
+        """Loss of queries from ``view1`` against keys from ``view2`` (and the reverse if symmetric).
+
+        The keys enter the queue after the loss is computed (``enqueue=False`` leaves it unchanged,
+        e.g. to evaluate).
+        """
+        q1 = self._embed(self.encoder, self.head, view1)
+        with torch.no_grad():
+            k2 = self._embed(self.key_encoder, self.key_head, view2)
+        loss = self.info_nce(q1, k2)
+        keys = [k2]
+        if self.symmetric:
+            q2 = self._embed(self.encoder, self.head, view2)
+            with torch.no_grad():
+                k1 = self._embed(self.key_encoder, self.key_head, view1)
+            loss = 0.5 * (loss + self.info_nce(q2, k1))
+            keys.append(k1)
+        if enqueue:
+            for k in keys:
+                self._enqueue(k)
+        return loss
+
+    @torch.no_grad()
+    def _enqueue(self, keys: Tensor) -> None:
+        """Overwrite the oldest entries with ``keys`` (all ranks' keys under DDP), wrapping around."""
+        keys = _gather(keys.detach()).to(self.queue.dtype)
+        n, size = keys.shape[0], self.queue.shape[0]
+        if n >= size:
+            self.queue.copy_(keys[-size:])
+            self.queue_ptr.zero_()
+            return
+        idx = (self.queue_ptr + torch.arange(n, device=self.queue.device)) % size
+        self.queue[idx] = keys
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
+
+    @torch.no_grad()
+    def momentum_update(self, momentum: float | None = None) -> None:
+        """key = m * key + (1 - m) * query, for encoder and head parameters; buffers (BatchNorm
+        statistics) of the key encoder are its own, as in MoCo."""
+        m = self.momentum if momentum is None else momentum
+        pairs = zip(
+            (*self.key_encoder.parameters(), *self.key_head.parameters()),
+            (*self.encoder.parameters(), *self.head.parameters()),
+            strict=True,
+        )
+        for k, q in pairs:
+            k.mul_(m).add_(q.detach(), alpha=1 - m)
+
+    def step_end(self, momentum: float | None = None) -> None:
+        """Call once after every ``optimizer.step()``: the momentum update of the key encoder."""
+        self.momentum_update(momentum)
