@@ -148,5 +148,9 @@ class SpecResNet(nn.Module):
 def spec_resnet50(
     bands: int = 202, dilated: bool | tuple[bool, bool, bool] = False, **kw: object
 ) -> SpecResNet:
-    """Spec. ResNet-50 (stages [3, 4, 6, 3]); ``dilated=True`` for the segmentation variant."""
-    return SpecResNet(bands=bands, layers=(3, 4, 6, 3), dilated=dilated, **kw)  # type: ignore[arg-type]
+    """Spec. ResNet-50 (stages [3, 4, 6, 3]); ``dilated=True`` for the segmentation variant.
+
+    ``kw`` goes to :class:`SpecResNet` and may override ``layers``/``widths`` for tiny test models.
+    """
+    kw.setdefault("layers", (3, 4, 6, 3))
+    return SpecResNet(bands=bands, dilated=dilated, **kw)  # type: ignore[arg-type]
