@@ -1,0 +1,147 @@
+"""MoCo-v2 and DINO on a stand-in encoder: the losses fall on a fixed tiny batch, the momentum
+encoders follow by EMA only in ``step_end``, the queue and the centre behave."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.training.standin_encoder import TinyEncoder
+from training.methods.dino import DINO, DINOHead
+from training.methods.moco import MoCoV2
+
+
+def _views(seed: int = 0, batch: int = 4, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(batch, 6, size, size, generator=gen)
+    return a, a + 0.1 * torch.randn(batch, 6, size, size, generator=gen)
+
+
+def _moco(**kw) -> MoCoV2:
+    torch.manual_seed(0)
+    return MoCoV2(TinyEncoder(), dim=16, hidden=32, queue_size=32, **kw)
+
+
+def test_moco_loss_decreases_on_a_fixed_batch():
+    model = _moco()
+    v1, v2 = _views()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    with torch.no_grad():
+        first = model(v1, v2, enqueue=False).item()
+    for _ in range(5):
+        loss = model(v1, v2, enqueue=False)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.step_end()
+    with torch.no_grad():
+        last = model(v1, v2, enqueue=False).item()
+    assert last < first
+
+
+def test_moco_key_encoder_has_no_grad_and_moves_only_in_step_end():
+    model = _moco(momentum=0.5)
+    assert not any(p.requires_grad for p in model.key_encoder.parameters())
+    assert not any(p.requires_grad for p in model.key_head.parameters())
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(1.0)
+    key_before = [p.clone() for p in model.key_encoder.parameters()]
+    model(*_views())
+    assert all(torch.equal(a, b) for a, b in zip(key_before, model.key_encoder.parameters(), strict=True))
+    model.step_end()
+    for k0, k, q in zip(key_before, model.key_encoder.parameters(), model.encoder.parameters(), strict=True):
+        torch.testing.assert_close(k, 0.5 * k0 + 0.5 * q)
+
+
+def test_moco_queue_fills_and_wraps():
+    model = _moco()
+    v1, v2 = _views(batch=12)
+    model(v1, v2)
+    assert int(model.queue_ptr) == 12
+    with torch.no_grad():
+        keys = model._embed(model.key_encoder, model.key_head, v2)
+    torch.testing.assert_close(model.queue[:12], keys)
+    model(v1, v2)
+    model(v1, v2)  # 36 keys into a queue of 32: wraps to 4
+    assert int(model.queue_ptr) == 4
+    torch.testing.assert_close(model.queue.norm(dim=1), torch.ones(32))
+    before = model.queue.clone()
+    model(v1, v2, enqueue=False)
+    assert torch.equal(model.queue, before)
+
+
+def test_moco_symmetric_enqueues_both_views():
+    model = _moco(symmetric=True)
+    loss = model(*_views())
+    assert loss.ndim == 0 and int(model.queue_ptr) == 8
+
+
+def _dino(**kw) -> DINO:
+    torch.manual_seed(0)
+    return DINO(TinyEncoder(), out_dim=32, hidden=32, bottleneck=16, **kw)
+
+
+def _crops() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    g1, g2 = _views(size=8)
+    l1, l2 = _views(seed=1, size=4)
+    return [g1, g2], [l1, l2]
+
+
+def test_dino_loss_decreases_on_a_fixed_batch():
+    model = _dino()
+    globals_, locals_ = _crops()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    with torch.no_grad():
+        first = model(globals_, locals_, update_center=False).item()
+    for _ in range(5):
+        loss = model(globals_, locals_, update_center=False)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.step_end()
+    with torch.no_grad():
+        last = model(globals_, locals_, update_center=False).item()
+    assert last < first
+
+
+def test_dino_teacher_follows_by_ema_in_step_end_and_centre_moves():
+    model = _dino(momentum=0.9, center_momentum=0.5)
+    assert not any(p.requires_grad for p in model.teacher_encoder.parameters())
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.add_(0.5)
+    teacher_before = [p.clone() for p in model.teacher_head.parameters()]
+    globals_, locals_ = _crops()
+    with torch.no_grad():
+        # The teacher sees both global views in one pass (one BatchNorm batch), as in the method.
+        teacher_out = model.teacher_head(model.teacher_encoder(torch.cat(globals_)))
+    model(globals_, locals_)
+    torch.testing.assert_close(model.center, 0.5 * teacher_out.mean(0, keepdim=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(teacher_before, model.teacher_head.parameters(), strict=True)
+    )
+    model.step_end()
+    for t0, t, s in zip(
+        teacher_before, model.teacher_head.parameters(), model.head.parameters(), strict=True
+    ):
+        torch.testing.assert_close(t, 0.9 * t0 + 0.1 * s)
+
+
+def test_dino_pairs_skip_same_view_and_need_two_views():
+    model = _dino()
+    globals_, _ = _crops()
+    loss = model(globals_)  # two global views only: pairs (0, 1) and (1, 0)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    with pytest.raises(ValueError):
+        model(globals_[:1])
+
+
+def test_dino_head_last_layer_rows_have_unit_norm():
+    head = DINOHead(8, out_dim=10, hidden=16, bottleneck=4)
+    torch.testing.assert_close(head.last_layer.weight().norm(dim=1), torch.ones(10))
+    assert head(torch.randn(3, 8)).shape == (3, 10)
+    model = _dino()
+    model(*_crops()).backward()
+    model.cancel_last_layer_gradients()
+    assert all(p.grad is None for p in model.head.last_layer.parameters())
