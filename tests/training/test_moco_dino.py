@@ -71,6 +71,16 @@ def test_moco_queue_fills_and_wraps():
     assert torch.equal(model.queue, before)
 
 
+def test_moco_backward_after_enqueue():
+    """The keys enter the queue inside forward, before backward: the loss must not depend on the
+    queue tensor that is overwritten in place."""
+    for symmetric in (False, True):
+        model = _moco(symmetric=symmetric)
+        loss = model(*_views())
+        loss.backward()
+        assert model.encoder.adapter[0].weight.grad is not None
+
+
 def test_moco_symmetric_enqueues_both_views():
     model = _moco(symmetric=True)
     loss = model(*_views())

@@ -93,7 +93,7 @@ class MoCoV2(nn.Module):
     def info_nce(self, q: Tensor, k: Tensor) -> Tensor:
         """InfoNCE with the positive ``k`` (same row) and the queue's negatives; logits / temperature."""
         l_pos = (q * k).sum(1, keepdim=True)
-        l_neg = q @ self.queue.detach().t()
+        l_neg = q @ self.queue.clone().t()  # a copy: the queue is updated in place before backward
         logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
         labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
         return F.cross_entropy(logits, labels)
