@@ -82,3 +82,10 @@ labels_job = define_asset_job(
     description="Build the label datasets (EnMAP-CORINE, EnMAP-CDL, EnMAP-NLCD, DESIS-CDL) from the latest "
     "releases and the label sources: select, align, map classes, balance, split, write labels/<name>.zarr.",
 )
+
+pretrain_job = define_asset_job(
+    "pretrain_job",
+    selection=AssetSelection.keys("pretrained_encoder"),
+    description="Pretrain a spectral encoder on the latest release through Dagster Pipes "
+    "(run configs in deploy/run_configs/: pretrain_smoke.yaml for a CPU smoke run).",
+)

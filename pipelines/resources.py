@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import EnvVar
+from dagster import EnvVar, PipesSubprocessClient
 
 from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
 
@@ -20,6 +20,8 @@ def resources_for(deployment: str | None = None) -> dict:
             "data_root": DataRoot(),
             "label_sources": LabelSourcesRoot(),
             "dask": DaskCluster(scheduler_address=EnvVar("DASK_SCHEDULER_ADDRESS")),
+            # in a cluster, dagster-k8s's PipesK8sClient takes this key (not installed here)
+            "pipes": PipesSubprocessClient(),
         }
     if deployment == "local":
         workers = int(os.environ.get("SPECTRALFORGE_DASK_WORKERS", "2"))
@@ -27,5 +29,6 @@ def resources_for(deployment: str | None = None) -> dict:
             "data_root": DataRoot(),
             "label_sources": LabelSourcesRoot(),
             "dask": DaskCluster(n_workers=workers),
+            "pipes": PipesSubprocessClient(),
         }
     raise ValueError(f"unknown SPECTRALFORGE_DEPLOYMENT {deployment!r} (local or production)")

@@ -34,6 +34,8 @@ class PretrainConfig:
     out_dir: str = "data/runs/pretrain"
     max_locations: int | None = None
     """Use only the first N locations (smoke runs)."""
+    image_px: int = 128
+    """Side of the augmented views (smaller crops make CPU smoke runs fast)."""
     init_from: str | None = None
     """A checkpoint to start the encoder from: progressive pretraining (SpectralGPT) continues a run
     on another dataset."""

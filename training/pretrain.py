@@ -1,0 +1,221 @@
+"""Pretrain a spectral encoder on a release: ``python -m training.pretrain --config FILE``.
+
+The same command runs standalone, under ``torchrun`` (DDP: one process per GPU, or Gloo on CPUs)
+and under Dagster Pipes (the ``pretrained_encoder`` asset launches it and receives its logs and
+result). What a run does:
+
+- reads the release named in the config (``latest`` resolved to its version) from the patch
+  store, locations as items, two acquisitions as the positive pair where there are two;
+- checkpoints after every epoch (``checkpoint-last.pt``, atomically) and, when one is there,
+  resumes from it: each epoch's random numbers come from (seed, epoch), so a run killed at any
+  point and started again ends with the same weights as one that was never killed;
+- stops at a loss that is not finite, with the step and the last good checkpoint named, and
+  leaves that checkpoint as it was;
+- writes ``encoder.pt`` (weights, model, band count, release version, code version, config, loss
+  history) and its SHA-256, and reports them with the loss curve and throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from storage_schemas.paths import DataLayout
+from storage_schemas.release import resolve_release
+from training import checkpoints
+from training.config import PretrainConfig, as_dict, load_config
+from training.data import PretrainDataset, TooFewPatchesError, pretrain_sampler, release_store
+from training.distributed import Placement, close, mean_across, place
+from training.models.registry import build_encoder
+from training.plots import loss_curve_png, loss_table_markdown
+from training.recipes import after_step, recipe
+from training.reporting import Reporter, reporter
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the message names where and the checkpoint kept."""
+
+
+@dataclass
+class PretrainResult:
+    encoder_path: Path
+    sha256: str
+    release: str
+    code_version: str
+    history: list[dict]
+
+
+def learning_rate(cfg: PretrainConfig, epoch: int) -> float:
+    """Linear warm-up, then cosine decay to zero, per epoch."""
+    if epoch < cfg.warmup_epochs:
+        return cfg.lr * (epoch + 1) / cfg.warmup_epochs
+    span = max(cfg.epochs - cfg.warmup_epochs, 1)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+
+
+def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None = None) -> PretrainResult:
+    placement = placement or place(cfg.device)
+    data_root = Path(cfg.data_root).absolute()
+    release = resolve_release(DataLayout.at(data_root, sensor=cfg.sensor).releases, cfg.release)
+    recipe_ = recipe(cfg.method)
+    dataset = PretrainDataset(
+        release, release_store(release, data_root), recipe_.pairs, cfg.seed, cfg.max_locations
+    )
+    need = cfg.batch_size * placement.world
+    if len(dataset) < need:
+        raise TooFewPatchesError(
+            f"release {release.name} has {len(dataset)} locations; a batch of {cfg.batch_size} on "
+            f"{placement.world} process(es) needs {need}: lower batch_size or use a larger release"
+        )
+    sampler = pretrain_sampler(dataset, cfg.seed, placement.rank, placement.world)
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        drop_last=True,
+        pin_memory=placement.device.type == "cuda",
+        persistent_workers=False,
+    )
+    bands = len(dataset.stats.mean)
+    torch.manual_seed(cfg.seed)
+    encoder = build_encoder(cfg.model, bands, **cfg.model_args)
+    if cfg.init_from:
+        start = checkpoints.load(Path(cfg.init_from))
+        encoder.load_state_dict(start["state_dict"])
+        report.info(f"encoder initialised from {cfg.init_from} (release {start.get('release')}): progressive")
+    method = recipe_.build(encoder, **cfg.method_args).to(placement.device)
+    trained = DistributedDataParallel(method) if placement.world > 1 else method
+    optimizer = torch.optim.AdamW(
+        [p for p in method.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
+    out = Path(cfg.out_dir)
+    last = out / checkpoints.LAST
+    history: list[dict] = []
+    first_epoch = 0
+    if last.is_file():
+        state = checkpoints.load(last)
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, first_epoch = state["history"], state["epoch"] + 1
+        report.info(f"resuming from {last} after epoch {state['epoch']}")
+    code = checkpoints.code_version()
+    amp = cfg.amp and placement.device.type == "cuda"
+    for epoch in range(first_epoch, cfg.epochs):
+        generator = checkpoints.seed_epoch(cfg.seed, epoch)
+        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, epoch)
+        method.train()
+        started, images, total = time.perf_counter(), 0, 0.0
+        for step, batch in enumerate(loader):
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
+            with autocast:
+                loss = recipe_.loss(trained, batch, generator, cfg.image_px, placement.device)
+            if not torch.isfinite(loss):
+                kept = f"{last} (after epoch {epoch - 1})" if last.is_file() else "none (no epoch finished)"
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at epoch {epoch}, step {step}: stopped. The last good checkpoint "
+                    f"is {kept}; lower the learning rate ({optimizer.param_groups[0]['lr']:.3g}) and resume."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            after_step(method, recipe_)
+            images += len(batch["location"])
+            total += float(loss.detach())
+        seconds = time.perf_counter() - started
+        row = {
+            "epoch": epoch,
+            "loss": mean_across(total / max(step + 1, 1), placement),
+            "images_per_s": round(images * placement.world / seconds, 2),
+            "seconds": round(seconds, 2),
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+        history.append(row)
+        report.info(f"epoch {epoch}: loss {row['loss']:.4f}, {row['images_per_s']} images/s")
+        if placement.main:
+            state = {"method": method.state_dict(), "optimizer": optimizer.state_dict()}
+            checkpoints.save_atomically({**state, "epoch": epoch, "history": history}, last)
+    encoder_path = out / checkpoints.ENCODER
+    if placement.main:
+        checkpoints.save_atomically(
+            {
+                "state_dict": encoder.state_dict(),
+                "model": cfg.model,
+                "model_args": cfg.model_args,
+                "bands": bands,
+                "sensor": cfg.sensor,
+                "release": release.name,
+                "code_version": code,
+                "method": cfg.method,
+                "config": as_dict(cfg),
+                "history": history,
+            },
+            encoder_path,
+        )
+        loss_curve_png(history, out / "loss_curve.png")
+    digest = checkpoints.sha256(encoder_path) if encoder_path.is_file() else ""
+    return PretrainResult(encoder_path, digest, release.name, code, history)
+
+
+def _metadata(result: PretrainResult, cfg: PretrainConfig, temporal_share: float | None = None) -> dict:
+    final = result.history[-1] if result.history else {}
+    return {
+        "checkpoint": {"raw_value": str(result.encoder_path), "type": "path"},
+        "checkpoint_sha256": result.sha256,
+        "release": result.release,
+        "code_version": result.code_version,
+        "model": cfg.model,
+        "method": cfg.method,
+        "epochs": len(result.history),
+        "final_loss": float(final.get("loss", float("nan"))),
+        "images_per_s": float(final.get("images_per_s", 0.0)),
+        "loss_curve": {"raw_value": loss_table_markdown(result.history), "type": "md"},
+        "loss_curve_png": {"raw_value": str(result.encoder_path.with_name("loss_curve.png")), "type": "path"},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=YAML", help="override config keys")
+    args = parser.parse_args(argv)
+    placement = None
+    try:
+        cfg = load_config(args.config, PretrainConfig, _overrides(args.set))
+        placement = place(cfg.device)
+        with reporter(placement.rank) as report:
+            try:
+                result = pretrain(cfg, report, placement)
+            except (NonFiniteLossError, TooFewPatchesError, FileNotFoundError, LookupError) as exc:
+                report.error(str(exc))
+                return 2
+            report.materialization(_metadata(result, cfg), data_version=result.sha256[:16])
+        return 0
+    finally:
+        close()
+
+
+def _overrides(pairs: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
