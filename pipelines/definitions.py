@@ -13,8 +13,8 @@ from assets.chains import CHAINS
 from assets.geometry.defs import GEOMETRY
 from assets.labels.defs import LABEL_DATASET_ASSETS, LABEL_SOURCE_ASSETS
 from assets.patches.defs import PATCHES
-from assets.training.defs import pretrained_encoder
-from pipelines.jobs import JOBS, labels_job, pretrain_job
+from assets.training.defs import benchmark_results, pretrained_encoder
+from pipelines.jobs import JOBS, benchmark_job, labels_job, pretrain_job
 from pipelines.resources import resources_for
 from pipelines.schedules import desis_nightly_catalog_schedule, nightly_catalog_schedule
 from pipelines.sensors import TILE_SENSORS
@@ -46,9 +46,10 @@ defs = Definitions(
         *LABEL_SOURCE_ASSETS,
         *LABEL_DATASET_ASSETS,
         pretrained_encoder,
+        benchmark_results,
     ],
     asset_checks=[c for sensor in CHAINS for c in chain_checks(sensor)],
-    jobs=[*(j for sensor in CHAINS for j in JOBS[sensor].all()), labels_job, pretrain_job],
+    jobs=[*(j for sensor in CHAINS for j in JOBS[sensor].all()), labels_job, pretrain_job, benchmark_job],
     schedules=[nightly_catalog_schedule, desis_nightly_catalog_schedule],
     sensors=list(TILE_SENSORS.values()),
     resources=resources_for(),

@@ -89,3 +89,10 @@ pretrain_job = define_asset_job(
     description="Pretrain a spectral encoder on the latest release through Dagster Pipes "
     "(run configs in deploy/run_configs/: pretrain_smoke.yaml for a CPU smoke run).",
 )
+
+benchmark_job = define_asset_job(
+    "benchmark_job",
+    selection=AssetSelection.keys("benchmark_results"),
+    description="Benchmark the latest pretrained encoder on the label datasets (frozen, adapter only, full "
+    "fine-tuning) through Dagster Pipes; run configs in deploy/run_configs/.",
+)
