@@ -9,7 +9,9 @@ so that the UI started afterwards with ``make ui`` shows every run. Prints a sum
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+import yaml
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
 from assets.chains import CHAINS, Chain
@@ -88,6 +90,10 @@ def main() -> int:
         instance=instance, run_config=QUIET, raise_on_error=False
     )
     lines += ["== label datasets ==", *label_summary(labels)]
+    lines += [
+        "== training (smoke: a small Spec. ViT, MoCo-v2, frozen-encoder benchmark) ==",
+        *train_smoke(instance),
+    ]
     print()
     print("SpectralForge demo: the archives are simulated (products marked SIMULATED), the pipeline is real.")
     print("\n".join(lines))
@@ -97,6 +103,34 @@ def main() -> int:
         "and desis/tile_patches)"
     )
     return 0
+
+
+RUN_CONFIGS = Path(__file__).resolve().parent.parent / "deploy" / "run_configs"
+
+
+def train_smoke(instance: DagsterInstance) -> list[str]:
+    """``pretrain_job`` and ``benchmark_job`` with the smoke run configs; the benchmark table."""
+    lines = []
+    for job, config, asset in (
+        ("pretrain_job", "pretrain_smoke.yaml", "pretrained_encoder"),
+        ("benchmark_job", "benchmark_smoke.yaml", "benchmark_results"),
+    ):
+        run_config = {**yaml.safe_load((RUN_CONFIGS / config).read_text()), **QUIET}
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False
+        )
+        if not result.success:
+            return [*lines, f"{job} failed; see `make ui` for the run log"]
+        md = result.asset_materializations_for_node(asset)[0].metadata
+        if asset == "pretrained_encoder":
+            sha, loss = md["checkpoint_sha256"].value[:12], md["final_loss"].value
+            lines.append(
+                f"encoder      {md['checkpoint'].value} (sha256 {sha}, release {md['release'].value}, "
+                f"{md['epochs'].value} epochs, final loss {loss:.3f})"
+            )
+        else:
+            lines += [md["table"].value.strip(), f"results      {md['results_csv'].value}"]
+    return lines
 
 
 def label_summary(result) -> list[str]:
