@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         for method in args.methods.split(","):
             if method == "spectral_mae" and model != args.models.split(",")[0]:
                 continue  # one SpectralGPT row: its encoder does not depend on --models
+            if method == "mae" and not model.startswith("spec_vit"):
+                continue  # MAE masks ViT tokens
             dataset = pairs if recipe(method).pairs else singles
             loader = DataLoader(dataset, batch_size=args.batch, sampler=pretrain_sampler(dataset, 1),
                                 num_workers=args.workers, drop_last=True)  # fmt: skip
