@@ -126,3 +126,16 @@ def test_torchrun_trains_with_two_processes(released, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     saved = load(tmp_path / "ddp" / ENCODER)
     assert len(saved["history"]) == 1 and saved["history"][0]["loss"] > 0
+
+
+def test_progressive_pretraining_starts_from_another_runs_encoder(released, tmp_path):
+    first = _run(_config(tmp_path, released, "first", epochs=1))
+    assert first.wait(timeout=300) == 0
+    start = tmp_path / "first" / ENCODER
+    mae = {"method": "mae", "method_args": {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}}
+    then = _run(_config(tmp_path, released, "then", epochs=0, init_from=str(start), **mae))
+    out, err = then.communicate(timeout=300)
+    assert then.returncode == 0, err
+    assert "progressive" in out
+    a, b = load(start)["state_dict"], load(tmp_path / "then" / ENCODER)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a), "the second run starts from the first run's encoder"
