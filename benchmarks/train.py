@@ -6,9 +6,10 @@ per model and method, so the slower side is named.
         [--workers 2] [--device auto]
 
 Why: the loader must never be what a GPU waits for. The loader reads patches from the store
-through ``PatchReader`` in worker processes (one pread + one Blosc decode per patch) and
-normalises them; the model step is the method's forward, backward and optimiser step on random
-tensors of the same shape on the device; "both" is the real training step fed by the loader.
+through ``PatchReader`` in worker processes (one pread + one Blosc decode per patch) and hands
+over the stored int16 pixels, normalised on the device as the training loop does; the model
+step is the method's forward, backward and optimiser step on random tensors of the same shape on
+the device; "both" is the real training step fed by the loader.
 
 ``--data`` is a data root with a release (``make demo`` makes one; without it, a small archive is
 simulated and taken through the pipeline first, which takes a few minutes). On a CPU the full
@@ -42,22 +43,25 @@ SPECTRALGPT_FOR = {"spectral_mae": "spectralgpt_s"}
 
 
 def loader_rate(dataset: PretrainDataset, batch: int, workers: int, batches: int) -> float:
+    """Images/s after the first batch (worker start-up is not what a long run waits on)."""
     loader = DataLoader(
         dataset, batch_size=batch, sampler=pretrain_sampler(dataset, 0), num_workers=workers, drop_last=True
     )
-    started, images = time.perf_counter(), 0
+    started, images = 0.0, 0
     for i, item in enumerate(loader):
+        if i == 0:
+            started = time.perf_counter()
+            continue
         images += len(item["location"])
-        if i + 1 >= batches:
+        if i >= batches:
             break
     return images / (time.perf_counter() - started)
 
 
-def model_rate(
-    model: str, method: str, bands: int, batch: int, px: int, steps: int, device, loader=None
-) -> float:
+def model_rate(model: str, method: str, stats, batch: int, px: int, steps: int, device, loader=None) -> float:
     """Images/s of training steps: on random tensors, or on the loader's batches when given."""
     r = recipe(method)
+    bands = len(stats.mean)
     encoder = build_encoder(SPECTRALGPT_FOR.get(method, model), bands)
     trained = r.build(encoder).to(device)
     optimizer = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=1e-4)
@@ -70,7 +74,7 @@ def model_rate(
     batches = iter(loader) if loader is not None else None
     times = []
     for step in range(steps + 1):  # the first step warms up (allocations, cudnn autotuning)
-        item = next(batches) if batches is not None else fake()
+        item = stats.normalise_items(next(batches), device) if batches is not None else fake()
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
@@ -105,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = place(args.device).device
     release, store = _release(args.data)
-    pairs = PretrainDataset(release, store, pairs=True)
-    singles = PretrainDataset(release, store, pairs=False)
+    pairs = PretrainDataset(release, store, pairs=True, raw=True)
+    singles = PretrainDataset(release, store, pairs=False, raw=True)
     bands = len(pairs.stats.mean)
     batches = max(3, min(len(pairs) // args.batch, 20))
     loader_ips = loader_rate(pairs, args.batch, args.workers, batches)
@@ -125,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             dataset = pairs if recipe(method).pairs else singles
             loader = DataLoader(dataset, batch_size=args.batch, sampler=pretrain_sampler(dataset, 1),
                                 num_workers=args.workers, drop_last=True)  # fmt: skip
-            alone = model_rate(model, method, bands, args.batch, args.image_px, args.steps, device)
-            both = model_rate(model, method, bands, args.batch, args.image_px, args.steps, device, loader)
+            alone = model_rate(model, method, pairs.stats, args.batch, args.image_px, args.steps, device)
+            both = model_rate(
+                model, method, pairs.stats, args.batch, args.image_px, args.steps, device, loader
+            )
             name = SPECTRALGPT_FOR.get(method, model)
             slower = "loader" if loader_ips < alone else "model"
             print(f"{name:<16} {method:<13} {alone:>12.2f} {both:>8.2f} {slower:>8}")

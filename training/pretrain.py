@@ -68,7 +68,7 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
     release = resolve_release(DataLayout.at(data_root, sensor=cfg.sensor).releases, cfg.release)
     recipe_ = recipe(cfg.method)
     dataset = PretrainDataset(
-        release, release_store(release, data_root), recipe_.pairs, cfg.seed, cfg.max_locations
+        release, release_store(release, data_root), recipe_.pairs, cfg.seed, cfg.max_locations, raw=True
     )
     need = cfg.batch_size * placement.world
     if len(dataset) < need:
@@ -120,6 +120,7 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
         started, images, total = time.perf_counter(), 0, 0.0
         for step, batch in enumerate(loader):
             autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
+            batch = dataset.stats.normalise_items(batch, placement.device)
             with autocast:
                 loss = recipe_.loss(trained, batch, generator, cfg.image_px, placement.device)
             if not torch.isfinite(loss):
