@@ -77,3 +77,15 @@ def test_mae_items_are_single_images(released):
     assert len(pretrain_sampler(ds, seed=0)) == len(ds)
     with pytest.raises(IndexError):
         ds[len(ds)]
+
+
+def test_raw_items_normalised_on_the_device_equal_normalised_items(released):
+    _, normalised = _dataset(released, seed=1)
+    _, raw = _dataset(released, seed=1, raw=True)
+    item = raw[0]
+    assert item["view1"].dtype == torch.int16
+    batch = raw.stats.normalise_items(
+        {k: v[None] if torch.is_tensor(v) else v for k, v in item.items()}, "cpu"
+    )
+    assert torch.allclose(batch["view1"][0], normalised[0]["view1"], atol=1e-6)
+    assert torch.allclose(batch["view2"][0], normalised[0]["view2"], atol=1e-6)
