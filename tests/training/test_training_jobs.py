@@ -1,0 +1,52 @@
+"""The documented commands, as a researcher runs them: ``dagster job execute`` of pretrain_job,
+then of benchmark_job, on one instance; the benchmark uses the encoder that the first recorded."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.training.test_benchmark import labelled  # noqa: F401  (the fixture)
+from training.checkpoints import ENCODER, sha256
+
+RUN_CONFIGS = Path(__file__).parents[2] / "deploy" / "run_configs"
+
+
+def _execute(job: str, config: dict, env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    path = tmp_path / f"{job}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    command = [dagster, "job", "execute", "-m", "pipelines.definitions", "-j", job, "-c", str(path)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_pretrain_then_benchmark_through_dagster_job_execute(labelled, tmp_path):  # noqa: F811
+    layout, _ = labelled
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry: {enabled: false}\n")
+    env = {**os.environ, "SPECTRAL_DATA_ROOT": str(layout.root), "DAGSTER_HOME": str(home)}
+    pretrain = yaml.safe_load((RUN_CONFIGS / "pretrain_smoke.yaml").read_text())
+    pretrain["ops"]["pretrained_encoder"]["config"].update(epochs=1, batch_size=2, image_px=16)
+    done = _execute("pretrain_job", pretrain, env, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    bench = yaml.safe_load((RUN_CONFIGS / "benchmark_smoke.yaml").read_text())
+    bench["ops"]["benchmark_results"]["config"].update(
+        datasets=["enmap_corine", "enmap_nlcd"], epochs=1, batch_size=2
+    )
+    done = _execute("benchmark_job", bench, env, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (encoder,) = (layout.root / "runs" / "pretrain").glob(f"*/{ENCODER}")
+    (results,) = (layout.root / "runs" / "benchmark").glob("*/results.csv")
+    with open(results) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["dataset"], r["protocol"]) for r in rows] == [
+        ("enmap_corine", "frozen"),
+        ("enmap_nlcd", "frozen"),
+    ]
+    assert {r["encoder_sha256"] for r in rows} == {sha256(encoder)}
