@@ -160,12 +160,5 @@ class SpectralGPTEncoder(nn.Module):
 
 def spectralgpt(size: str, bands: int = 202, **kw: object) -> SpectralGPTEncoder:
     """SpectralGPT encoder of a named ViT size (``s``, ``b``, ``l``, ``h``); ``kw`` overrides fields."""
-    cfg = VIT_SIZES[size.lower()]
-    args: dict[str, object] = {
-        "embed_dim": cfg.embed_dim,
-        "depth": cfg.depth,
-        "num_heads": cfg.num_heads,
-        "mlp_dim": cfg.mlp_dim,
-    }
-    args.update(kw)
+    args = VIT_SIZES[size.lower()].with_overrides(**kw)
     return SpectralGPTEncoder(bands=bands, **args)  # type: ignore[arg-type]

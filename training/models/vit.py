@@ -22,6 +22,7 @@ Choices made here (not fixed by the paper):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,10 @@ class ViTSize:
     depth: int
     num_heads: int
     mlp_dim: int
+
+    def with_overrides(self, **kw: object) -> dict[str, object]:
+        """Constructor arguments of this size, any of them overridden by ``kw``."""
+        return {**dataclasses.asdict(self), **kw}
 
 
 #: Usual ViT sizes (Dosovitskiy et al.; ViT-g/14 from Zhai et al. "Scaling vision transformers").
@@ -197,12 +202,4 @@ class SpecViT(nn.Module):
 
 def spec_vit(size: str, bands: int = 202, **kw: object) -> SpecViT:
     """Spec. ViT of a named size (``s``, ``b``, ``l``, ``h``, ``g``); ``kw`` overrides any field."""
-    cfg = VIT_SIZES[size.lower()]
-    args: dict[str, object] = {
-        "embed_dim": cfg.embed_dim,
-        "depth": cfg.depth,
-        "num_heads": cfg.num_heads,
-        "mlp_dim": cfg.mlp_dim,
-    }
-    args.update(kw)
-    return SpecViT(bands=bands, **args)  # type: ignore[arg-type]
+    return SpecViT(bands=bands, **VIT_SIZES[size.lower()].with_overrides(**kw))  # type: ignore[arg-type]
