@@ -31,32 +31,57 @@ from assets.resources import DataRoot
 from storage_schemas.label_products import LABEL_PRODUCTS
 from storage_schemas.release import ReleaseNotFoundError, resolve_release
 from training.checkpoints import code_version
+from training.config import BenchmarkConfig, PretrainConfig
 
 TRAINING_CODE_VERSION = code_version()
 
 
+_PRETRAIN = PretrainConfig()
+_BENCHMARK = BenchmarkConfig()
+
+
 class PretrainRunConfig(Config):
     """What ``training.config.PretrainConfig`` takes, minus the paths (the data root resource
-    gives them). Defaults are the paper's Spec. ResNet-50 MoCo-v2 run."""
+    gives them), with its defaults (the paper's Spec. ResNet-50 MoCo-v2 run)."""
 
-    sensor: str = "enmap"
-    release: str = Field(default="latest", description="release version, or 'latest'")
-    model: str = "spec_resnet50"
+    sensor: str = _PRETRAIN.sensor
+    release: str = Field(default=_PRETRAIN.release, description="release version, or 'latest'")
+    model: str = _PRETRAIN.model
     model_args: dict[str, Any] = Field(default_factory=dict)
-    method: str = Field(default="moco", description="moco, dino, mae or spectral_mae")
+    method: str = Field(default=_PRETRAIN.method, description="moco, dino, mae or spectral_mae")
     method_args: dict[str, Any] = Field(default_factory=dict)
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: int = 0
-    workers: int = 4
-    seed: int = 0
-    image_px: int = 128
-    max_locations: int | None = None
+    epochs: int = _PRETRAIN.epochs
+    batch_size: int = _PRETRAIN.batch_size
+    lr: float = _PRETRAIN.lr
+    weight_decay: float = _PRETRAIN.weight_decay
+    warmup_epochs: int = _PRETRAIN.warmup_epochs
+    workers: int = _PRETRAIN.workers
+    seed: int = _PRETRAIN.seed
+    image_px: int = _PRETRAIN.image_px
+    max_locations: int | None = _PRETRAIN.max_locations
     init_from: str | None = Field(default=None, description="checkpoint to continue from (progressive)")
-    device: str = "auto"
-    amp: bool = True
+    device: str = _PRETRAIN.device
+    amp: bool = _PRETRAIN.amp
+
+
+class BenchmarkRunConfig(Config):
+    """What ``training.config.BenchmarkConfig`` takes, minus the paths, with its defaults (the
+    paper's Table 2: the three EnMAP datasets, the three protocols, 100 epochs)."""
+
+    datasets: list[str] = Field(default_factory=lambda: list(_BENCHMARK.datasets))
+    protocols: list[str] = Field(default_factory=lambda: list(_BENCHMARK.protocols))
+    epochs: int = _BENCHMARK.epochs
+    batch_size: int = _BENCHMARK.batch_size
+    lr: float = _BENCHMARK.lr
+    weight_decay: float = _BENCHMARK.weight_decay
+    workers: int = _BENCHMARK.workers
+    seed: int = _BENCHMARK.seed
+    limit: int | None = _BENCHMARK.limit
+    release_mismatch: str = Field(
+        default=_BENCHMARK.release_mismatch, description="other release: refuse or warn"
+    )
+    device: str = _BENCHMARK.device
+    amp: bool = _BENCHMARK.amp
 
 
 def run_folder(root: Path, kind: str, settings: dict) -> Path:
@@ -64,6 +89,20 @@ def run_folder(root: Path, kind: str, settings: dict) -> Path:
     same folder (a retried run continues from its last checkpoint)."""
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return root / "runs" / kind / key
+
+
+def launch(
+    context: AssetExecutionContext, pipes: PipesSubprocessClient, entry: str, root: Path, settings: dict
+) -> MaterializeResult:
+    """Write the run's config into its run folder and run ``python -m training.<entry>`` on it
+    through Pipes; the entry point's report is the asset's materialisation."""
+    out = run_folder(root, entry, {**settings, "code": TRAINING_CODE_VERSION})
+    out.mkdir(parents=True, exist_ok=True)
+    config_file = out / "config.yaml"
+    config_file.write_text(yaml.safe_dump({**settings, "out_dir": str(out)}, sort_keys=True))
+    context.log.info(f"training.{entry} in {out}")
+    command = [sys.executable, "-m", f"training.{entry}", "--config", str(config_file)]
+    return pipes.run(command=command, context=context).get_materialize_result()
 
 
 @asset(
@@ -87,34 +126,7 @@ def pretrained_encoder(
     except ReleaseNotFoundError as exc:
         raise Failure(description=str(exc)) from None
     settings = {**config.model_dump(), "release": release.name, "data_root": str(layout.root)}
-    out = run_folder(layout.root, "pretrain", {**settings, "code": TRAINING_CODE_VERSION})
-    settings["out_dir"] = str(out)
-    out.mkdir(parents=True, exist_ok=True)
-    config_file = out / "config.yaml"
-    config_file.write_text(yaml.safe_dump(settings, sort_keys=True))
-    context.log.info(f"pretraining on release {release.name} in {out}")
-    command = [sys.executable, "-m", "training.pretrain", "--config", str(config_file)]
-    return pipes.run(command=command, context=context).get_materialize_result()
-
-
-class BenchmarkRunConfig(Config):
-    """What ``training.config.BenchmarkConfig`` takes, minus the paths. Defaults are the paper's
-    Table 2: the three EnMAP datasets, the three protocols, 100 epochs."""
-
-    datasets: list[str] = Field(default_factory=lambda: ["enmap_corine", "enmap_cdl", "enmap_nlcd"])
-    protocols: list[str] = Field(default_factory=lambda: ["frozen", "adapter", "full"])
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    workers: int = 4
-    seed: int = 0
-    limit: int | None = None
-    release_mismatch: str = Field(
-        default="refuse", description="label data of another release: refuse or warn"
-    )
-    device: str = "auto"
-    amp: bool = True
+    return launch(context, pipes, "pretrain", layout.root, settings)
 
 
 @asset(
@@ -137,13 +149,6 @@ def benchmark_results(
     if event is None or event.asset_materialization is None:
         raise Failure(description="no pretrained_encoder yet: run pretrain_job first")
     encoder = event.asset_materialization.metadata["checkpoint"].value
-    layout = data_root.layout()
-    settings = {**config.model_dump(), "encoder": str(encoder), "data_root": str(layout.root)}
-    out = run_folder(layout.root, "benchmark", {**settings, "code": TRAINING_CODE_VERSION})
-    settings["out_dir"] = str(out)
-    out.mkdir(parents=True, exist_ok=True)
-    config_file = out / "config.yaml"
-    config_file.write_text(yaml.safe_dump(settings, sort_keys=True))
-    context.log.info(f"benchmarking {encoder} on {', '.join(config.datasets)} in {out}")
-    command = [sys.executable, "-m", "training.benchmark", "--config", str(config_file)]
-    return pipes.run(command=command, context=context).get_materialize_result()
+    root = data_root.layout().root
+    settings = {**config.model_dump(), "encoder": str(encoder), "data_root": str(root)}
+    return launch(context, pipes, "benchmark", root, settings)

@@ -11,18 +11,10 @@ from dagster import AssetKey, DagsterInstance, PipesSubprocessClient, materializ
 from assets.patches.defs import spectral_earth
 from assets.resources import DaskCluster, DataRoot
 from assets.training.defs import TRAINING_CODE_VERSION, pretrained_encoder
+from tests.training.test_pretrain import TINY
 from training.checkpoints import sha256
 
-CONFIG = {
-    "model": "spec_vit",
-    "model_args": {"embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_dim": 64},
-    "method": "moco",
-    "method_args": {"queue_size": 16, "hidden": 32, "dim": 16},
-    "epochs": 1,
-    "batch_size": 2,
-    "workers": 0,
-    "image_px": 16,
-}
+CONFIG = {**TINY, "epochs": 1}
 
 
 def test_the_encoder_records_its_release_and_code_versions(released):
@@ -50,3 +42,19 @@ def test_the_encoder_records_its_release_and_code_versions(released):
     assert event.metadata["checkpoint_sha256"].value == sha256(Path(checkpoint))
     assert event.tags["dagster/data_version"] == event.metadata["checkpoint_sha256"].value[:16]
     assert event.metadata["release"].value == release
+
+
+def test_the_dagster_run_configs_are_the_entry_points_configs_less_the_paths():
+    from dataclasses import fields
+
+    from assets.training.defs import BenchmarkRunConfig, PretrainRunConfig
+    from training.config import BenchmarkConfig, PretrainConfig
+
+    for dagster_config, entry_config, paths in (
+        (PretrainRunConfig, PretrainConfig, {"data_root", "out_dir"}),
+        (BenchmarkRunConfig, BenchmarkConfig, {"data_root", "out_dir", "encoder"}),
+    ):
+        entry = {f.name for f in fields(entry_config)}
+        assert set(dagster_config.model_fields) == entry - paths
+        defaults = dagster_config().model_dump()
+        assert all(defaults[k] == getattr(entry_config(), k) for k in defaults), "one set of defaults"
