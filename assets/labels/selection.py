@@ -63,30 +63,33 @@ def _reaches(patches: pd.DataFrame, bounds: tuple[float, float, float, float]) -
     """Whether each patch's lon/lat box meets the raster's lon/lat box (a coarse, safe test:
     patches that pass may still be unlabelled, and their labelled fraction says so)."""
     west, south, east, north = bounds
-    out = np.zeros(len(patches), dtype=bool)
-    for epsg, part in patches.groupby("epsg"):
-        to_lonlat = Transformer.from_crs(int(epsg), 4326, always_xy=True)
-        x0, y0 = part["x0"].to_numpy(), part["y0"].to_numpy()
-        xs = np.stack([x0, x0 + PATCH_M, x0, x0 + PATCH_M])
-        ys = np.stack([y0, y0, y0 - PATCH_M, y0 - PATCH_M])
-        lon, lat = to_lonlat.transform(xs, ys)
-        if west <= east:
-            in_lon = (lon.max(0) >= west) & (lon.min(0) <= east)
-        else:  # the source crosses the antimeridian: [west, 180] and [-180, east]
-            in_lon = (lon.max(0) >= west) | (lon.min(0) <= east)
-        meets = in_lon & (lat.max(0) >= south) & (lat.min(0) <= north)
-        out[patches.index.get_indexer(part.index)] = meets
-    return out
+    lon, lat = patch_points_lonlat(patches, ((0, 0), (PATCH_M, 0), (0, PATCH_M), (PATCH_M, PATCH_M)))
+    if west <= east:
+        in_lon = (lon.max(0) >= west) & (lon.min(0) <= east)
+    else:  # the source crosses the antimeridian: [west, 180] and [-180, east]
+        in_lon = (lon.max(0) >= west) | (lon.min(0) <= east)
+    return in_lon & (lat.max(0) >= south) & (lat.min(0) <= north)
 
 
 def patch_centres_lonlat(patches: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Longitude and latitude of each patch's centre (for the spatial split)."""
-    lon = np.empty(len(patches))
-    lat = np.empty(len(patches))
+    lon, lat = patch_points_lonlat(patches, ((PATCH_M / 2, PATCH_M / 2),))
+    return lon[0], lat[0]
+
+
+def patch_points_lonlat(
+    patches: pd.DataFrame, offsets: tuple[tuple[float, float], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(len(offsets), len(patches)) lon/lat of points (dx right, dy down, metres) from each
+    patch's upper-left corner, one transformer per UTM zone."""
+    lon = np.empty((len(offsets), len(patches)))
+    lat = np.empty((len(offsets), len(patches)))
+    dx = np.array([o[0] for o in offsets])[:, None]
+    dy = np.array([o[1] for o in offsets])[:, None]
     for epsg, part in patches.groupby("epsg"):
         to_lonlat = Transformer.from_crs(int(epsg), 4326, always_xy=True)
         where = patches.index.get_indexer(part.index)
-        lon[where], lat[where] = to_lonlat.transform(
-            part["x0"].to_numpy() + PATCH_M / 2, part["y0"].to_numpy() - PATCH_M / 2
+        lon[:, where], lat[:, where] = to_lonlat.transform(
+            part["x0"].to_numpy()[None] + dx, part["y0"].to_numpy()[None] - dy
         )
     return lon, lat
