@@ -1,12 +1,16 @@
 """Lineage of the training assets: the encoder's materialisation records the release's data
 version it was trained on and the training code's version (what the UI compares to show a new
-release or new code as making it out of date), and its own data version is the checkpoint hash."""
+release or new code as making it out of date), and its own data version is the checkpoint hash.
+The stale status is read with the resolver the UI's GraphQL uses (a private Dagster module)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, PipesSubprocessClient, materialize
+import pytest
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, PipesSubprocessClient, materialize
+from dagster._core.definitions.data_version import DATA_VERSION_TAG, StaleStatus
+from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from assets.patches.defs import spectral_earth
 from assets.resources import DaskCluster, DataRoot
@@ -15,9 +19,13 @@ from tests.training.test_pretrain import TINY
 from training.checkpoints import sha256
 
 CONFIG = {**TINY, "epochs": 1}
+ASSETS = [spectral_earth, pretrained_encoder]
+ENCODER = AssetKey("pretrained_encoder")
 
 
-def test_the_encoder_records_its_release_and_code_versions(released):
+@pytest.fixture
+def trained(released) -> DagsterInstance:
+    """An instance on which the release and then the encoder (one tiny epoch) were materialised."""
     resources = {
         "data_root": DataRoot(data_root=str(released.root), archive=str(released.archive)),
         "dask": DaskCluster(n_workers=0),
@@ -27,14 +35,14 @@ def test_the_encoder_records_its_release_and_code_versions(released):
     assert materialize([spectral_earth], instance=instance, resources=resources).success
     run_config = {"ops": {"pretrained_encoder": {"config": CONFIG}}}
     result = materialize(
-        [pretrained_encoder, spectral_earth],
-        selection=[pretrained_encoder],
-        instance=instance,
-        resources=resources,
-        run_config=run_config,
+        ASSETS, selection=[pretrained_encoder], instance=instance, resources=resources, run_config=run_config
     )
     assert result.success
-    event = instance.get_latest_materialization_event(AssetKey("pretrained_encoder")).asset_materialization
+    return instance
+
+
+def test_the_encoder_records_its_release_and_code_versions(trained, released):
+    event = trained.get_latest_materialization_event(ENCODER).asset_materialization
     release = (released.releases / "LATEST").read_text().strip()
     assert event.tags["dagster/input_data_version/spectral_earth"] == release
     assert event.tags["dagster/code_version"] == TRAINING_CODE_VERSION
@@ -58,3 +66,24 @@ def test_the_dagster_run_configs_are_the_entry_points_configs_less_the_paths():
         assert set(dagster_config.model_fields) == entry - paths
         defaults = dagster_config().model_dump()
         assert all(defaults[k] == getattr(entry_config(), k) for k in defaults), "one set of defaults"
+
+
+def test_a_new_release_shows_the_encoder_as_out_of_date(trained, released):
+    """The UI's stale status (``CachingStaleStatusResolver`` is what its GraphQL asks): fresh
+    after training and after a re-run of the same release, stale once ``spectral_earth`` has a new
+    data version (a new release)."""
+
+    def resolver_after_release(version: str):
+        trained.report_runless_asset_event(
+            AssetMaterialization("spectral_earth", tags={DATA_VERSION_TAG: version})
+        )
+        return get_stale_status_resolver(trained, ASSETS)
+
+    assert get_stale_status_resolver(trained, ASSETS).get_status(ENCODER) == StaleStatus.FRESH
+    same = (released.releases / "LATEST").read_text().strip()
+    assert resolver_after_release(same).get_status(ENCODER) == StaleStatus.FRESH
+    resolver = resolver_after_release("a-newer-release")
+    assert resolver.get_status(ENCODER) == StaleStatus.STALE
+    (cause,) = resolver.get_stale_causes(ENCODER)
+    assert cause.dependency.asset_key == AssetKey("spectral_earth")
+    assert "new dependency" in cause.reason
