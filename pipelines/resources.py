@@ -1,34 +1,73 @@
 """Resource settings per deployment, chosen by ``SPECTRALFORGE_DEPLOYMENT`` (default ``local``).
 
-``local``: data root from the environment, a local Dask cluster of two worker processes.
-``production``: the same data root variables, and the Dask scheduler at ``DASK_SCHEDULER_ADDRESS``.
+``local``: data root from the environment, a local Dask cluster of two worker processes, training
+as a subprocess of the Dagster run (``SPECTRALFORGE_TRAINING_PROCESSES`` DDP processes, default 1).
+``production`` (the Kubernetes deployment, ``deploy/k8s/``): the same data root variables, the
+Dask scheduler at ``DASK_SCHEDULER_ADDRESS``, and training in pods of their own
+(``kubernetes_launcher``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
-from dagster import EnvVar, PipesSubprocessClient
+from dagster import EnvVar
 
+from assets.launchers import KubernetesTrainingLauncher, TrainingLauncher
 from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
 
+#: what the production launcher needs from the environment, and what it may take (with defaults)
+KUBERNETES_TRAINING_REQUIRED = (
+    "SPECTRALFORGE_TRAINING_IMAGE",
+    "SPECTRALFORGE_DATA_PVC",
+    "SPECTRAL_DATA_ROOT",
+)
+KUBERNETES_TRAINING_OPTIONAL = {
+    "SPECTRALFORGE_TRAINING_GPUS": "1",
+    "SPECTRALFORGE_TRAINING_NAMESPACE": "",
+    "SPECTRALFORGE_TRAINING_SERVICE_ACCOUNT": "",
+    "SPECTRALFORGE_TRAINING_GPU_NODE_LABEL": "",
+}
 
-def resources_for(deployment: str | None = None) -> dict:
-    deployment = deployment or os.environ.get("SPECTRALFORGE_DEPLOYMENT", "local")
+
+def kubernetes_launcher(env: Mapping[str, str] = os.environ) -> KubernetesTrainingLauncher:
+    """Training pods from the image ``SPECTRALFORGE_TRAINING_IMAGE`` with the data volume claim
+    ``SPECTRALFORGE_DATA_PVC`` mounted at ``SPECTRAL_DATA_ROOT`` (the same path as in the code
+    location, so the run folders are where both sides look), ``SPECTRALFORGE_TRAINING_GPUS`` GPUs
+    per pretraining run, and optionally a namespace, a service account and a node label
+    (``key=value``) that selects the GPU nodes."""
+    missing = [k for k in KUBERNETES_TRAINING_REQUIRED if not env.get(k)]
+    if missing:
+        raise ValueError(f"the production deployment launches training pods and needs {', '.join(missing)}")
+    value = {**KUBERNETES_TRAINING_OPTIONAL, **{k: env[k] for k in env if k.startswith("SPECTRAL")}}
+    node_label = value["SPECTRALFORGE_TRAINING_GPU_NODE_LABEL"]
+    return KubernetesTrainingLauncher(
+        image=value["SPECTRALFORGE_TRAINING_IMAGE"],
+        data_volume_claim=value["SPECTRALFORGE_DATA_PVC"],
+        data_mount=value["SPECTRAL_DATA_ROOT"],
+        processes=int(value["SPECTRALFORGE_TRAINING_GPUS"]),
+        namespace=value["SPECTRALFORGE_TRAINING_NAMESPACE"],
+        service_account=value["SPECTRALFORGE_TRAINING_SERVICE_ACCOUNT"],
+        node_selector=dict([node_label.split("=", 1)]) if node_label else {},
+    )
+
+
+def resources_for(deployment: str | None = None, env: Mapping[str, str] = os.environ) -> dict:
+    deployment = deployment or env.get("SPECTRALFORGE_DEPLOYMENT", "local")
     if deployment == "production":
         return {
             "data_root": DataRoot(),
             "label_sources": LabelSourcesRoot(),
             "dask": DaskCluster(scheduler_address=EnvVar("DASK_SCHEDULER_ADDRESS")),
-            # in a cluster, dagster-k8s's PipesK8sClient takes this key (not installed here)
-            "pipes": PipesSubprocessClient(),
+            "launcher": kubernetes_launcher(env),
         }
     if deployment == "local":
-        workers = int(os.environ.get("SPECTRALFORGE_DASK_WORKERS", "2"))
+        workers = int(env.get("SPECTRALFORGE_DASK_WORKERS", "2"))
         return {
             "data_root": DataRoot(),
             "label_sources": LabelSourcesRoot(),
             "dask": DaskCluster(n_workers=workers),
-            "pipes": PipesSubprocessClient(),
+            "launcher": TrainingLauncher(processes=int(env.get("SPECTRALFORGE_TRAINING_PROCESSES", "1"))),
         }
     raise ValueError(f"unknown SPECTRALFORGE_DEPLOYMENT {deployment!r} (local or production)")

@@ -52,6 +52,8 @@ class PretrainResult:
     release: str
     code_version: str
     history: list[dict]
+    processes: int = 1
+    device: str = "cpu"
 
 
 def learning_rate(cfg: PretrainConfig, epoch: int) -> float:
@@ -167,7 +169,9 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
         )
         loss_curve_png(history, out / "loss_curve.png")
     digest = checkpoints.sha256(encoder_path) if encoder_path.is_file() else ""
-    return PretrainResult(encoder_path, digest, release.name, code, history)
+    return PretrainResult(
+        encoder_path, digest, release.name, code, history, placement.world, placement.device.type
+    )
 
 
 def _metadata(result: PretrainResult, cfg: PretrainConfig, temporal_share: float | None = None) -> dict:
@@ -180,6 +184,8 @@ def _metadata(result: PretrainResult, cfg: PretrainConfig, temporal_share: float
         "model": cfg.model,
         "method": cfg.method,
         "epochs": len(result.history),
+        "processes": result.processes,
+        "device": result.device,
         "final_loss": float(final.get("loss", float("nan"))),
         "images_per_s": float(final.get("images_per_s", 0.0)),
         "loss_curve": {"raw_value": loss_table_markdown(result.history), "type": "md"},

@@ -1,16 +1,16 @@
 """Dagster definitions of the training stage: ``pretrained_encoder`` and ``benchmark_results``.
 
 Both launch the training entry points (``python -m training.pretrain`` / ``training.benchmark``)
-through Dagster Pipes: a subprocess here, the Kubernetes Pipes client in a cluster deployment
-(the ``pipes`` resource decides). The run's logs, metadata and data version come back through
-Pipes. Lineage: the encoder depends on the release it was trained on and carries the training
-code's hash as its code version, so a new release or new training code shows it as out of date;
-its data version is the checkpoint's hash, which the benchmark depends on.
+through Dagster Pipes: a subprocess here, a pod of its own through the Kubernetes Pipes client in
+a cluster deployment (the ``launcher`` resource decides, ``assets/launchers.py``). The run's logs,
+metadata and data version come back through Pipes. Lineage: the encoder depends on the release it
+was trained on and carries the training code's hash as its code version, so a new release or new
+training code shows it as out of date; its data version is the checkpoint's hash, which the
+benchmark depends on.
 """
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,11 @@ from dagster import (
     Config,
     Failure,
     MaterializeResult,
-    PipesSubprocessClient,
     asset,
 )
 from pydantic import Field
 
+from assets.launchers import TrainingLauncher
 from assets.patches.defs import RELEASE_ASSET
 from assets.resources import DataRoot
 from storage_schemas.label_products import LABEL_PRODUCTS
@@ -92,17 +92,16 @@ def run_folder(root: Path, kind: str, settings: dict) -> Path:
 
 
 def launch(
-    context: AssetExecutionContext, pipes: PipesSubprocessClient, entry: str, root: Path, settings: dict
+    context: AssetExecutionContext, launcher: TrainingLauncher, entry: str, root: Path, settings: dict
 ) -> MaterializeResult:
-    """Write the run's config into its run folder and run ``python -m training.<entry>`` on it
-    through Pipes; the entry point's report is the asset's materialisation."""
+    """Write the run's config into its run folder and run ``training.<entry>`` on it with the
+    launcher (through Pipes); the entry point's report is the asset's materialisation."""
     out = run_folder(root, entry, {**settings, "code": TRAINING_CODE_VERSION})
     out.mkdir(parents=True, exist_ok=True)
     config_file = out / "config.yaml"
     config_file.write_text(yaml.safe_dump({**settings, "out_dir": str(out)}, sort_keys=True))
-    context.log.info(f"training.{entry} in {out}")
-    command = [sys.executable, "-m", f"training.{entry}", "--config", str(config_file)]
-    return pipes.run(command=command, context=context).get_materialize_result()
+    context.log.info(f"training.{entry} in {out} ({type(launcher).__name__})")
+    return launcher.run(context, entry, config_file).get_materialize_result()
 
 
 @asset(
@@ -118,7 +117,7 @@ def pretrained_encoder(
     context: AssetExecutionContext,
     config: PretrainRunConfig,
     data_root: DataRoot,
-    pipes: PipesSubprocessClient,
+    launcher: TrainingLauncher,
 ) -> MaterializeResult:
     layout = data_root.layout(config.sensor)
     try:
@@ -126,7 +125,7 @@ def pretrained_encoder(
     except ReleaseNotFoundError as exc:
         raise Failure(description=str(exc)) from None
     settings = {**config.model_dump(), "release": release.name, "data_root": str(layout.root)}
-    return launch(context, pipes, "pretrain", layout.root, settings)
+    return launch(context, launcher, "pretrain", layout.root, settings)
 
 
 @asset(
@@ -143,7 +142,7 @@ def benchmark_results(
     context: AssetExecutionContext,
     config: BenchmarkRunConfig,
     data_root: DataRoot,
-    pipes: PipesSubprocessClient,
+    launcher: TrainingLauncher,
 ) -> MaterializeResult:
     event = context.instance.get_latest_materialization_event(AssetKey("pretrained_encoder"))
     if event is None or event.asset_materialization is None:
@@ -151,4 +150,4 @@ def benchmark_results(
     encoder = event.asset_materialization.metadata["checkpoint"].value
     root = data_root.layout().root
     settings = {**config.model_dump(), "encoder": str(encoder), "data_root": str(root)}
-    return launch(context, pipes, "benchmark", root, settings)
+    return launch(context, launcher, "benchmark", root, settings)

@@ -116,18 +116,6 @@ def test_dagster_job_execute_pretrains_through_pipes(released, tmp_path):
     assert "ASSET_MATERIALIZATION" in done.stdout + done.stderr
 
 
-def test_torchrun_trains_with_two_processes(released, tmp_path):
-    config = _config(tmp_path, released, "ddp", epochs=1, batch_size=1)
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--nproc_per_node", "2", "-m", "training.pretrain", "--config", str(config)]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    saved = load(tmp_path / "ddp" / ENCODER)
-    assert len(saved["history"]) == 1 and saved["history"][0]["loss"] > 0
-
-
 def test_progressive_pretraining_starts_from_another_runs_encoder(released, tmp_path):
     first = _run(_config(tmp_path, released, "first", epochs=1))
     assert first.wait(timeout=300) == 0
