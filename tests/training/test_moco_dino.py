@@ -1,5 +1,6 @@
 """MoCo-v2 and DINO on a stand-in encoder: the losses fall on a fixed tiny batch, the momentum
-encoders follow by EMA only in ``step_end``, the queue and the centre behave."""
+encoders follow by EMA only in ``step_end``, the queue and the centre behave; under DDP the key
+batch is shuffled across ranks and restored."""
 
 from __future__ import annotations
 
@@ -155,3 +156,37 @@ def test_dino_head_last_layer_rows_have_unit_norm():
     model(*_crops()).backward()
     model.cancel_last_layer_gradients()
     assert all(p.grad is None for p in model.head.last_layer.parameters())
+
+
+def _shuffle_on_rank(rank: int, world: int, init: str, out: str) -> None:
+    import torch.distributed as dist
+
+    from training.methods.moco import across_ranks_shuffled
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    torch.manual_seed(3)
+    x = torch.arange(4.0).unsqueeze(1) + 10 * rank  # rank r holds 10r .. 10r+3
+    seen = []
+
+    def per_sample(batch: torch.Tensor) -> torch.Tensor:
+        seen.append(batch.clone())
+        return batch * 2
+
+    keys = across_ranks_shuffled(per_sample, x)
+    torch.save({"x": x, "keys": keys, "seen": seen[0]}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_moco_shuffles_the_key_batch_across_ranks_and_restores_the_order(tmp_path):
+    """MoCo's shuffling BatchNorm on two Gloo processes: each rank's key batch is a mix of both
+    ranks' images, and every key comes back to the rank and row of its own image."""
+    import torch.multiprocessing as mp
+
+    init = f"file://{tmp_path}/rendezvous"
+    mp.spawn(_shuffle_on_rank, args=(2, init, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for r in ranks:
+        assert torch.equal(r["keys"], r["x"] * 2)
+    seen = torch.cat([r["seen"] for r in ranks]).flatten().tolist()
+    assert sorted(seen) == [0, 1, 2, 3, 10, 11, 12, 13]
+    assert any(v >= 10 for v in ranks[0]["seen"].flatten().tolist()), "rank 0 saw only its own images"

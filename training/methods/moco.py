@@ -17,19 +17,23 @@ per optimizer step, after the query weights changed (with gradient accumulation 
 one step), and so that a forward for validation does not move the key encoder. The original MoCo code
 updates at the start of the next forward, which is the same sequence of weights.
 
-Not reproduced: shuffling BatchNorm across GPUs. Under DDP the keys of all ranks are gathered before
-they enter the queue, as in MoCo; keys are computed under ``torch.no_grad``.
+Under DDP, as in MoCo: the keys are computed with shuffling BatchNorm (``across_ranks_shuffled``:
+each rank's key encoder sees a random share of all ranks' images, so a query and its positive key
+never share batch statistics, a shortcut the contrastive task could otherwise take), and the keys
+of all ranks are gathered before they enter the queue. Keys are computed under ``torch.no_grad``.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MoCoV2", "ProjectionMLP"]
+__all__ = ["MoCoV2", "ProjectionMLP", "across_ranks_shuffled"]
 
 
 class ProjectionMLP(nn.Module):
@@ -43,15 +47,36 @@ class ProjectionMLP(nn.Module):
         return self.net(x)
 
 
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def _gather(t: Tensor) -> Tensor:
     """Concatenate ``t`` from every DDP rank (no gradient); ``t`` itself when not distributed."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if _world() == 1:
         return t
-    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    parts = [torch.empty_like(t) for _ in range(_world())]
     dist.all_gather(parts, t.contiguous())
     return torch.cat(parts)
+
+
+@torch.no_grad()
+def across_ranks_shuffled(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``fn`` applied to a random share of every rank's ``x`` (equal batch sizes on all ranks),
+    its results put back in the order of this rank's ``x``: MoCo's shuffling BatchNorm. One
+    process: ``fn(x)``. Rank 0 draws the permutation from the global generator and broadcasts it."""
+    world = _world()
+    if world == 1:
+        return fn(x)
+    everything = _gather(x)
+    order = torch.randperm(everything.shape[0]).to(x.device)
+    dist.broadcast(order, 0)
+    rank = dist.get_rank()
+    shares = order.view(world, -1)
+    results = _gather(fn(everything[shares[rank]]))
+    restored = torch.empty_like(results)
+    restored[order] = results
+    return restored.view(world, x.shape[0], *results.shape[1:])[rank]
 
 
 class MoCoV2(nn.Module):
@@ -90,6 +115,9 @@ class MoCoV2(nn.Module):
         feats = encoder.forward_features(x).mean(dim=(-2, -1))
         return F.normalize(head(feats), dim=1)
 
+    def _keys(self, x: Tensor) -> Tensor:
+        return across_ranks_shuffled(lambda b: self._embed(self.key_encoder, self.key_head, b), x)
+
     def info_nce(self, q: Tensor, k: Tensor) -> Tensor:
         """InfoNCE with the positive ``k`` (same row) and the queue's negatives; logits / temperature."""
         l_pos = (q * k).sum(1, keepdim=True)
@@ -105,14 +133,12 @@ class MoCoV2(nn.Module):
         e.g. to evaluate).
         """
         q1 = self._embed(self.encoder, self.head, view1)
-        with torch.no_grad():
-            k2 = self._embed(self.key_encoder, self.key_head, view2)
+        k2 = self._keys(view2)
         loss = self.info_nce(q1, k2)
         keys = [k2]
         if self.symmetric:
             q2 = self._embed(self.encoder, self.head, view2)
-            with torch.no_grad():
-                k1 = self._embed(self.key_encoder, self.key_head, view1)
+            k1 = self._keys(view1)
             loss = 0.5 * (loss + self.info_nce(q2, k1))
             keys.append(k1)
         if enqueue:
