@@ -54,6 +54,7 @@ class PretrainResult:
     history: list[dict]
     processes: int = 1
     device: str = "cpu"
+    temporal_share: float = 0.0
 
 
 def learning_rate(cfg: PretrainConfig, epoch: int) -> float:
@@ -170,11 +171,18 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
         loss_curve_png(history, out / "loss_curve.png")
     digest = checkpoints.sha256(encoder_path) if encoder_path.is_file() else ""
     return PretrainResult(
-        encoder_path, digest, release.name, code, history, placement.world, placement.device.type
+        encoder_path,
+        digest,
+        release.name,
+        code,
+        history,
+        placement.world,
+        placement.device.type,
+        dataset.temporal_share,
     )
 
 
-def _metadata(result: PretrainResult, cfg: PretrainConfig, temporal_share: float | None = None) -> dict:
+def _metadata(result: PretrainResult, cfg: PretrainConfig) -> dict:
     final = result.history[-1] if result.history else {}
     return {
         "checkpoint": {"raw_value": str(result.encoder_path), "type": "path"},
@@ -186,10 +194,12 @@ def _metadata(result: PretrainResult, cfg: PretrainConfig, temporal_share: float
         "epochs": len(result.history),
         "processes": result.processes,
         "device": result.device,
+        "locations_with_two_acquisitions": round(result.temporal_share, 4),
         "final_loss": float(final.get("loss", float("nan"))),
         "images_per_s": float(final.get("images_per_s", 0.0)),
         "loss_curve": {"raw_value": loss_table_markdown(result.history), "type": "md"},
         "loss_curve_png": {"raw_value": str(result.encoder_path.with_name("loss_curve.png")), "type": "path"},
+        **({"init_from": {"raw_value": cfg.init_from, "type": "path"}} if cfg.init_from else {}),
     }
 
 

@@ -3,10 +3,11 @@
 Both launch the training entry points (``python -m training.pretrain`` / ``training.benchmark``)
 through Dagster Pipes: a subprocess here, a pod of its own through the Kubernetes Pipes client in
 a cluster deployment (the ``launcher`` resource decides, ``assets/launchers.py``). The run's logs,
-metadata and data version come back through Pipes. Lineage: the encoder depends on the release it
-was trained on and carries the training code's hash as its code version, so a new release or new
-training code shows it as out of date; its data version is the checkpoint's hash, which the
-benchmark depends on.
+metadata and data version come back through Pipes. Lineage: the encoder depends on the releases of
+both sensors (a run trains on one, or on one after the other with ``init_from``; the release it
+used is in its metadata) and carries the training code's hash as its code version, so a new
+release or new training code shows it as out of date; its data version is the checkpoint's hash,
+which the benchmark depends on.
 """
 
 import hashlib
@@ -59,7 +60,11 @@ class PretrainRunConfig(Config):
     seed: int = _PRETRAIN.seed
     image_px: int = _PRETRAIN.image_px
     max_locations: int | None = _PRETRAIN.max_locations
-    init_from: str | None = Field(default=None, description="checkpoint to continue from (progressive)")
+    init_from: str | None = Field(
+        default=None,
+        description="progressive pretraining: an encoder.pt to start from, or 'latest' for the encoder of "
+        "the last pretrained_encoder materialisation",
+    )
     device: str = _PRETRAIN.device
     amp: bool = _PRETRAIN.amp
 
@@ -91,6 +96,14 @@ def run_folder(root: Path, kind: str, settings: dict) -> Path:
     return root / "runs" / kind / key
 
 
+def latest_encoder(context: AssetExecutionContext) -> str:
+    """The checkpoint of the last ``pretrained_encoder`` materialisation."""
+    event = context.instance.get_latest_materialization_event(AssetKey("pretrained_encoder"))
+    if event is None or event.asset_materialization is None:
+        raise Failure(description="no pretrained_encoder yet: run pretrain_job first")
+    return str(event.asset_materialization.metadata["checkpoint"].value)
+
+
 def launch(
     context: AssetExecutionContext, launcher: TrainingLauncher, entry: str, root: Path, settings: dict
 ) -> MaterializeResult:
@@ -105,13 +118,14 @@ def launch(
 
 
 @asset(
-    deps=[RELEASE_ASSET["enmap"]],
+    deps=list(RELEASE_ASSET.values()),
     group_name="training",
     kinds={"pytorch"},
     code_version=TRAINING_CODE_VERSION,
-    description="A spectral encoder pretrained on the latest release (MoCo-v2, DINO, MAE or SpectralGPT's "
-    "spectral MAE) by `python -m training.pretrain` through Dagster Pipes; metadata: loss curve, throughput, "
-    "checkpoint path and SHA-256, the release and code versions.",
+    description="A spectral encoder pretrained on the latest release of a sensor (EnMAP by default; config "
+    "`sensor`) with MoCo-v2, DINO, MAE or SpectralGPT's spectral MAE, by `python -m training.pretrain` through "
+    "Dagster Pipes, optionally continuing from an earlier encoder (`init_from`, progressive); metadata: loss "
+    "curve, throughput, checkpoint path and SHA-256, the release and code versions.",
 )
 def pretrained_encoder(
     context: AssetExecutionContext,
@@ -125,6 +139,8 @@ def pretrained_encoder(
     except ReleaseNotFoundError as exc:
         raise Failure(description=str(exc)) from None
     settings = {**config.model_dump(), "release": release.name, "data_root": str(layout.root)}
+    if config.init_from == "latest":
+        settings["init_from"] = latest_encoder(context)
     return launch(context, launcher, "pretrain", layout.root, settings)
 
 
@@ -144,10 +160,6 @@ def benchmark_results(
     data_root: DataRoot,
     launcher: TrainingLauncher,
 ) -> MaterializeResult:
-    event = context.instance.get_latest_materialization_event(AssetKey("pretrained_encoder"))
-    if event is None or event.asset_materialization is None:
-        raise Failure(description="no pretrained_encoder yet: run pretrain_job first")
-    encoder = event.asset_materialization.metadata["checkpoint"].value
     root = data_root.layout().root
-    settings = {**config.model_dump(), "encoder": str(encoder), "data_root": str(root)}
+    settings = {**config.model_dump(), "encoder": latest_encoder(context), "data_root": str(root)}
     return launch(context, launcher, "benchmark", root, settings)

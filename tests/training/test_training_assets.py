@@ -8,10 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, AssetMaterialization, DagsterInstance, PipesSubprocessClient, materialize
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, materialize
 from dagster._core.definitions.data_version import DATA_VERSION_TAG, StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
+from assets.launchers import TrainingLauncher
 from assets.patches.defs import spectral_earth
 from assets.resources import DaskCluster, DataRoot
 from assets.training.defs import TRAINING_CODE_VERSION, pretrained_encoder
@@ -23,21 +24,32 @@ ASSETS = [spectral_earth, pretrained_encoder]
 ENCODER = AssetKey("pretrained_encoder")
 
 
+def _resources(released) -> dict:
+    return {
+        "data_root": DataRoot(data_root=str(released.root), archive=str(released.archive)),
+        "dask": DaskCluster(n_workers=0),
+        "launcher": TrainingLauncher(),
+    }
+
+
+def _pretrain(instance: DagsterInstance, released, config: dict) -> None:
+    run_config = {"ops": {"pretrained_encoder": {"config": config}}}
+    result = materialize(
+        ASSETS,
+        selection=[pretrained_encoder],
+        instance=instance,
+        resources=_resources(released),
+        run_config=run_config,
+    )
+    assert result.success
+
+
 @pytest.fixture
 def trained(released) -> DagsterInstance:
     """An instance on which the release and then the encoder (one tiny epoch) were materialised."""
-    resources = {
-        "data_root": DataRoot(data_root=str(released.root), archive=str(released.archive)),
-        "dask": DaskCluster(n_workers=0),
-        "pipes": PipesSubprocessClient(),
-    }
     instance = DagsterInstance.ephemeral()
-    assert materialize([spectral_earth], instance=instance, resources=resources).success
-    run_config = {"ops": {"pretrained_encoder": {"config": CONFIG}}}
-    result = materialize(
-        ASSETS, selection=[pretrained_encoder], instance=instance, resources=resources, run_config=run_config
-    )
-    assert result.success
+    assert materialize([spectral_earth], instance=instance, resources=_resources(released)).success
+    _pretrain(instance, released, CONFIG)
     return instance
 
 
@@ -50,6 +62,16 @@ def test_the_encoder_records_its_release_and_code_versions(trained, released):
     assert event.metadata["checkpoint_sha256"].value == sha256(Path(checkpoint))
     assert event.tags["dagster/data_version"] == event.metadata["checkpoint_sha256"].value[:16]
     assert event.metadata["release"].value == release
+
+
+def test_progressive_pretraining_continues_from_the_latest_encoder(trained, released):
+    first = trained.get_latest_materialization_event(ENCODER).asset_materialization
+    mae = {"method": "mae", "method_args": {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}}
+    _pretrain(trained, released, {**CONFIG, **mae, "init_from": "latest"})
+    then = trained.get_latest_materialization_event(ENCODER).asset_materialization
+    assert then.metadata["init_from"].value == first.metadata["checkpoint"].value
+    assert then.metadata["checkpoint"].value != first.metadata["checkpoint"].value
+    assert then.metadata["method"].value == "mae"
 
 
 def test_the_dagster_run_configs_are_the_entry_points_configs_less_the_paths():
