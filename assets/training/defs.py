@@ -122,10 +122,10 @@ def launch(
     group_name="training",
     kinds={"pytorch"},
     code_version=TRAINING_CODE_VERSION,
-    description="A spectral encoder pretrained on the latest release of a sensor (EnMAP by default; config "
-    "`sensor`) with MoCo-v2, DINO, MAE or SpectralGPT's spectral MAE, by `python -m training.pretrain` through "
-    "Dagster Pipes, optionally continuing from an earlier encoder (`init_from`, progressive); metadata: loss "
-    "curve, throughput, checkpoint path and SHA-256, the release and code versions.",
+    description="A spectral encoder pretrained on the latest release of a sensor (EnMAP by default; "
+    "config `sensor`) with MoCo-v2, DINO, MAE or SpectralGPT's spectral MAE, by `python -m training.pretrain`"
+    " through Dagster Pipes, optionally continuing from an earlier encoder (`init_from`, progressive); "
+    "metadata: loss curve, throughput, checkpoint path and SHA-256, the release and code versions.",
 )
 def pretrained_encoder(
     context: AssetExecutionContext,
