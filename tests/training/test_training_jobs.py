@@ -1,5 +1,6 @@
 """The documented commands, as a researcher runs them: ``dagster job execute`` of pretrain_job,
-then of benchmark_job, on one instance; the benchmark uses the encoder that the first recorded."""
+then of benchmark_job, on one instance; the benchmark uses the encoder that the first recorded.
+Every run config under ``deploy/run_configs`` is valid for its job."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.training.test_benchmark import labelled  # noqa: F401  (the fixture)
@@ -50,3 +52,28 @@ def test_pretrain_then_benchmark_through_dagster_job_execute(labelled, tmp_path)
         ("enmap_nlcd", "frozen"),
     ]
     assert {r["encoder_sha256"] for r in rows} == {sha256(encoder)}
+
+
+@pytest.mark.parametrize("path", sorted(RUN_CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_run_config_is_valid_for_its_job_and_names_what_exists(path):
+    """Each file in ``deploy/run_configs`` passes its job's config schema, and what it names
+    exists: the pretraining model and method (built, with their arguments, at 8 bands) or the
+    benchmark's datasets and protocols."""
+    from dagster import validate_run_config
+
+    from pipelines.definitions import defs
+    from storage_schemas.label_products import LABEL_PRODUCTS
+    from training.models.registry import build_encoder
+    from training.protocols import PROTOCOLS
+    from training.recipes import recipe
+
+    config = yaml.safe_load(path.read_text())
+    job = "pretrain_job" if path.name.startswith("pretrain") else "benchmark_job"
+    validate_run_config(defs.get_job_def(job), config)
+    if job == "pretrain_job":
+        op = config["ops"]["pretrained_encoder"]["config"]
+        encoder = build_encoder(op["model"], 8, **op.get("model_args", {}))
+        assert recipe(op["method"]).build(encoder, **op.get("method_args", {})) is not None
+    else:
+        op = config["ops"]["benchmark_results"]["config"]
+        assert set(op["datasets"]) <= set(LABEL_PRODUCTS) and set(op["protocols"]) <= set(PROTOCOLS)
