@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from storage_schemas.paths import DataLayout
 from storage_schemas.release import resolve_release
 from training.checkpoints import seed_epoch
-from training.data import PretrainDataset, pretrain_sampler, release_store
+from training.data import PretrainDataset, pretrain_loader, pretrain_sampler, release_store
 from training.distributed import place
 from training.models.registry import build_encoder
 from training.recipes import after_step, recipe
@@ -44,9 +43,7 @@ SPECTRALGPT_FOR = {"spectral_mae": "spectralgpt_s"}
 
 def loader_rate(dataset: PretrainDataset, batch: int, workers: int, batches: int) -> float:
     """Images/s after the first batch (worker start-up is not what a long run waits on)."""
-    loader = DataLoader(
-        dataset, batch_size=batch, sampler=pretrain_sampler(dataset, 0), num_workers=workers, drop_last=True
-    )
+    loader = pretrain_loader(dataset, batch, pretrain_sampler(dataset, 0), workers)
     started, images = 0.0, 0
     for i, item in enumerate(loader):
         if i == 0:
@@ -127,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             if method == "mae" and not model.startswith("spec_vit"):
                 continue  # MAE masks ViT tokens
             dataset = pairs if recipe(method).pairs else singles
-            loader = DataLoader(dataset, batch_size=args.batch, sampler=pretrain_sampler(dataset, 1),
-                                num_workers=args.workers, drop_last=True)  # fmt: skip
+            loader = pretrain_loader(dataset, args.batch, pretrain_sampler(dataset, 1), args.workers)
             alone = model_rate(model, method, pairs.stats, args.batch, args.image_px, args.steps, device)
             both = model_rate(
                 model, method, pairs.stats, args.batch, args.image_px, args.steps, device, loader

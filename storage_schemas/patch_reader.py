@@ -43,12 +43,16 @@ class PatchReader:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def read(self, slot: int) -> np.ndarray:
-        """One patch (bands, y, x) int16; an unwritten slot reads as nodata."""
+    def read(self, slot: int, out: np.ndarray | None = None) -> np.ndarray:
+        """One patch (bands, y, x) int16, decoded into ``out`` when given (e.g. a row of a batch);
+        an unwritten slot reads as nodata."""
         data = self.read_encoded(slot)
         if data is None:
-            return np.full(self.patch_shape, FILL, dtype=np.int16)
-        return decode_chunk(data, self.patch_shape)
+            if out is None:
+                return np.full(self.patch_shape, FILL, dtype=np.int16)
+            out[...] = FILL
+            return out
+        return decode_chunk(data, self.patch_shape, out)
 
     def read_encoded(self, slot: int) -> bytes | None:
         """One patch's chunk as stored (Blosc-compressed), or None for an unwritten slot: what a
@@ -66,7 +70,7 @@ class PatchReader:
         slots = list(slots)
         out = np.empty((len(slots), *self.patch_shape), dtype=np.int16)
         for i, slot in enumerate(slots):
-            out[i] = self.read(slot)
+            self.read(slot, out[i])
         return out
 
     def close(self) -> None:

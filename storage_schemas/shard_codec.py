@@ -47,9 +47,13 @@ def encode_chunk(pixels: np.ndarray) -> bytes:
     return _blosc().encode(raw.view(np.uint8).reshape(-1))
 
 
-def decode_chunk(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
-    """A writable int16 array, decoded in place (no copy on the way to a torch tensor)."""
-    out = np.empty(shape, dtype="<i2")
+def decode_chunk(data: bytes, shape: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray:
+    """A writable int16 array, decoded in place: into ``out`` when given (a C-contiguous int16
+    array of ``shape``, e.g. one row of a batch), else into a new one."""
+    if out is None:
+        out = np.empty(shape, dtype="<i2")
+    if out.shape != tuple(shape) or out.dtype != np.dtype("<i2") or not out.flags.c_contiguous:
+        raise ValueError(f"decode_chunk: out is {out.dtype} {out.shape}, not contiguous int16 {tuple(shape)}")
     _blosc().decode(data, out=out.reshape(-1).view(np.uint8))
     return out
 

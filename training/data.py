@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 import zarr
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, get_worker_info
 
 from storage_schemas.label_dataset import CLASSES, MULTI_HOT
 from storage_schemas.patch_reader import PatchReader
@@ -57,15 +57,27 @@ class BandStatistics:
         std = torch.as_tensor(self.std, device=raw.device)[:, None, None]
         return ((raw.float() - mean) / std).masked_fill(raw == FILL, 0.0)
 
-    def normalise_items(self, batch: dict, device: torch.device) -> dict:
-        """The image tensors of a raw batch moved to ``device`` and normalised there."""
-        return {
+    def normalise_items(self, batch: dict, device: torch.device | str) -> dict:
+        """A loader batch (``PretrainDataset.batch``) on ``device``, normalised there, with the
+        pairs' ``view2`` put together from ``view1`` and the second acquisitions."""
+        out = {
             k: self.normalise_batch(v.to(device, non_blocking=True)) if k in IMAGE_KEYS else v
             for k, v in batch.items()
         }
+        if "second" in out:
+            out["view2"] = second_views(out["view1"], out.pop("second"), out["temporal"].to(device))
+        return out
 
 
-IMAGE_KEYS = ("view1", "view2", "image")
+IMAGE_KEYS = ("view1", "second", "image")
+
+
+def second_views(view1: torch.Tensor, second: torch.Tensor, temporal: torch.Tensor) -> torch.Tensor:
+    """The pairs' other views: the second acquisition where a location has one (``temporal``),
+    the same image as ``view1`` otherwise (the augmentations make the two views)."""
+    view2 = view1.clone()
+    view2[temporal] = second
+    return view2
 
 
 class _Reads:
@@ -76,11 +88,15 @@ class _Reads:
         self._reader: PatchReader | None = None
         self._pid = -1
 
-    def read(self, slot: int) -> np.ndarray:
+    @property
+    def reader(self) -> PatchReader:
         if self._reader is None or self._pid != os.getpid():
             self._reader = PatchReader(self.store)
             self._pid = os.getpid()
-        return self._reader.read(int(slot))
+        return self._reader
+
+    def read(self, slot: int, out: np.ndarray | None = None) -> np.ndarray:
+        return self.reader.read(int(slot), out)
 
     def __getstate__(self) -> dict:
         return {"store": self.store, "_reader": None, "_pid": -1}
@@ -126,7 +142,7 @@ class PretrainDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.raw = raw
-        """Items hold the stored int16 pixels; ``stats.normalise_items`` normalises a batch later."""
+        """``dataset[i]`` holds the stored int16 pixels (batches always do)."""
 
     def __len__(self) -> int:
         return len(self.locations)
@@ -141,24 +157,83 @@ class PretrainDataset(Dataset):
     def first_slot(self, i: int) -> int:
         return int(self.slots[i][0])
 
-    def _pixels(self, slot: int) -> torch.Tensor:
-        patch = self.reads.read(slot)
-        return torch.from_numpy(patch) if self.raw else self.stats.normalise(patch)
-
-    def __getitem__(self, i: int) -> dict:
+    def draw(self, i: int) -> tuple[int, int]:
+        """The slots of location ``i``'s two views in this epoch (one slot twice where it has one
+        acquisition, and for single images); depends only on (seed, epoch, i)."""
         slots = self.slots[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         if not self.pairs:
-            return {"image": self._pixels(rng.choice(slots)), "location": self.locations[i]}
+            slot = int(rng.choice(slots))
+            return slot, slot
         if len(slots) > 1:
             a, b = rng.choice(len(slots), size=2, replace=False)
-            first, second = slots[a], slots[b]
+            return int(slots[a]), int(slots[b])
+        return int(slots[0]), int(slots[0])
+
+    def batch(self, indices: list[int]) -> dict:
+        """Locations ``indices`` as one batch of stored int16 pixels, what ``pretrain_loader``
+        hands over: ``view1`` (or ``image``), and for pairs ``second``, the second acquisitions
+        of the ``temporal`` locations only (a location seen once is not sent twice; the training
+        loop puts ``view2`` together on the device, ``BandStatistics.normalise_items``). Each
+        patch is decoded straight into its row, in shared memory inside a loader worker, so
+        nothing is stacked or copied on the way to the main process."""
+        draws = [self.draw(i) for i in indices]
+        temporal = [first != second for first, second in draws]
+        shape = self.reads.reader.patch_shape
+        first = _batch_tensor((len(indices), *shape))
+        second = _batch_tensor((sum(temporal), *shape)) if self.pairs else None
+        for row, (a, _) in enumerate(draws):
+            self.reads.read(a, first[row].numpy())
+        if second is not None:
+            for row, (_, b) in enumerate(d for d, t in zip(draws, temporal, strict=True) if t):
+                self.reads.read(b, second[row].numpy())
+        locations = [self.locations[i] for i in indices]
+        if not self.pairs:
+            return {"image": first, "location": locations}
+        return {"view1": first, "second": second, "temporal": torch.tensor(temporal), "location": locations}
+
+    def __getitem__(self, i: int) -> dict:
+        """One location: ``view1`` and ``view2`` (or ``image``), ``temporal``, ``location``;
+        normalised float32 pixels, or the stored int16 ones with ``raw``."""
+        batch = self.batch([i])
+        if self.raw:
+            if self.pairs:
+                batch["view2"] = second_views(batch["view1"], batch.pop("second"), batch["temporal"])
         else:
-            first = second = slots[0]
-        view1 = self._pixels(first)
-        view2 = view1.clone() if first == second else self._pixels(second)
-        temporal = bool(first != second)
-        return {"view1": view1, "view2": view2, "temporal": temporal, "location": self.locations[i]}
+            batch = self.stats.normalise_items(batch, "cpu")
+        return {k: v[0].item() if k == "temporal" else v[0] for k, v in batch.items()}
+
+
+def _batch_tensor(shape: tuple[int, ...]) -> torch.Tensor:
+    """An int16 tensor; inside a data-loader worker its storage is shared memory from the start
+    (as torch's own collate allocates it), so handing the batch over copies nothing."""
+    if get_worker_info() is None or not all(shape):
+        return torch.empty(shape, dtype=torch.int16)
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * 2)
+    return torch.empty(0, dtype=torch.int16).set_(storage).view(shape)
+
+
+class _Batches(Dataset):
+    """``PretrainDataset`` indexed by lists of locations: one fetch is one ``batch``."""
+
+    def __init__(self, dataset: PretrainDataset):
+        self.dataset = dataset
+
+    def __getitem__(self, indices: list[int]) -> dict:
+        return self.dataset.batch(indices)
+
+
+def pretrain_loader(
+    dataset: PretrainDataset, batch_size: int, sampler: Sampler, workers: int, pin_memory: bool = False
+) -> DataLoader:
+    """The pretraining DataLoader: whole batches (``PretrainDataset.batch``) in the sampler's
+    order, made in ``workers`` processes, the incomplete last one dropped (every DDP rank takes
+    equal steps). Against torch's per-item loading and default collate it took one worker from
+    58-61 to 84-87 locations/s and two from 76-86 to 106-130 here (pairs, batches of 8)."""
+    batches = BatchSampler(sampler, batch_size, drop_last=True)
+    return DataLoader(
+        _Batches(dataset), batch_size=None, sampler=batches, num_workers=workers, pin_memory=pin_memory
+    )
 
 
 class ShardOrderSampler(Sampler[int]):

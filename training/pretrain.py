@@ -27,13 +27,18 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from storage_schemas.paths import DataLayout
 from storage_schemas.release import resolve_release
 from training import checkpoints
 from training.config import PretrainConfig, as_dict, load_config
-from training.data import PretrainDataset, TooFewPatchesError, pretrain_sampler, release_store
+from training.data import (
+    PretrainDataset,
+    TooFewPatchesError,
+    pretrain_loader,
+    pretrain_sampler,
+    release_store,
+)
 from training.distributed import Placement, close, mean_across, place
 from training.models.registry import build_encoder
 from training.plots import loss_curve_png, loss_table_markdown
@@ -80,15 +85,7 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
             f"{placement.world} process(es) needs {need}: lower batch_size or use a larger release"
         )
     sampler = pretrain_sampler(dataset, cfg.seed, placement.rank, placement.world)
-    loader = DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=cfg.workers,
-        drop_last=True,
-        pin_memory=placement.device.type == "cuda",
-        persistent_workers=False,
-    )
+    loader = pretrain_loader(dataset, cfg.batch_size, sampler, cfg.workers, placement.device.type == "cuda")
     bands = len(dataset.stats.mean)
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(cfg.model, bands, **cfg.model_args)

@@ -22,7 +22,10 @@ def test_reads_every_slot_exactly_as_zarr(planned):
             assert np.array_equal(reader.read(slot), reflectance[slot]), slot
         last = reflectance.shape[0] - 1
         assert (reader.read(last) == -32768).all()
-        assert np.array_equal(reader.read_many([0, last])[0], reflectance[0])
+        both = reader.read_many([0, last])  # decoded into the rows of one array
+        assert np.array_equal(both[0], reflectance[0]) and (both[1] == -32768).all()
+        with pytest.raises(ValueError, match="not contiguous int16"):
+            reader.read(0, np.empty(reader.patch_shape, dtype=np.float32))
         with pytest.raises(IndexError):
             reader.read(reflectance.shape[0])
 

@@ -11,7 +11,7 @@ import torch
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.patch_store import FILL
 from storage_schemas.release import PATCH_INDEX, STATISTICS, resolve_release
-from training.data import PretrainDataset, ShardOrderSampler, pretrain_sampler, release_store
+from training.data import PretrainDataset, ShardOrderSampler, pretrain_loader, pretrain_sampler, release_store
 
 
 def _dataset(layout, **kw):
@@ -84,8 +84,28 @@ def test_raw_items_normalised_on_the_device_equal_normalised_items(released):
     _, raw = _dataset(released, seed=1, raw=True)
     item = raw[0]
     assert item["view1"].dtype == torch.int16
-    batch = raw.stats.normalise_items(
-        {k: v[None] if torch.is_tensor(v) else v for k, v in item.items()}, "cpu"
-    )
-    assert torch.allclose(batch["view1"][0], normalised[0]["view1"], atol=1e-6)
-    assert torch.allclose(batch["view2"][0], normalised[0]["view2"], atol=1e-6)
+    assert torch.allclose(raw.stats.normalise(item["view1"].numpy()), normalised[0]["view1"], atol=1e-6)
+    assert torch.allclose(raw.stats.normalise(item["view2"].numpy()), normalised[0]["view2"], atol=1e-6)
+
+
+def test_loader_batches_are_the_items_and_send_second_acquisitions_only(released):
+    """``pretrain_loader`` (one worker process: shared-memory batches) hands over what the items
+    are: after ``normalise_items`` every row equals the normalised item of its location, and only
+    the locations with two acquisitions sent a second patch."""
+    _, raw = _dataset(released, seed=2, raw=True)
+    _, normalised = _dataset(released, seed=2)
+    index_of = {location: i for i, location in enumerate(raw.locations)}
+    rows, seconds = 0, 0
+    for batch in pretrain_loader(raw, 3, pretrain_sampler(raw, seed=2), workers=1):
+        seconds += batch["second"].shape[0]
+        assert batch["view1"].dtype == torch.int16
+        assert batch["second"].shape[0] == int(batch["temporal"].sum())
+        views = raw.stats.normalise_items(batch, "cpu")
+        for row, location in enumerate(views["location"]):
+            item = normalised[index_of[location]]
+            assert torch.allclose(views["view1"][row], item["view1"], atol=1e-6)
+            assert torch.allclose(views["view2"][row], item["view2"], atol=1e-6)
+            assert bool(views["temporal"][row]) == item["temporal"]
+            rows += 1
+    assert rows == len(raw) // 3 * 3
+    assert seconds > 0, "the release has locations with two acquisitions"
