@@ -69,7 +69,7 @@ def test_every_run_config_is_valid_for_its_job_and_names_what_exists(path):
 
     config = yaml.safe_load(path.read_text())
     job = "pretrain_job" if path.name.startswith("pretrain") else "benchmark_job"
-    validate_run_config(defs.get_job_def(job), config)
+    validate_run_config(defs.resolve_job_def(job), config)
     if job == "pretrain_job":
         op = config["ops"]["pretrained_encoder"]["config"]
         encoder = build_encoder(op["model"], 8, **op.get("model_args", {}))
