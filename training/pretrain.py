@@ -50,6 +50,27 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the message names where and the checkpoint kept."""
 
 
+class IncompatibleEncoderError(ValueError):
+    """``init_from`` names an encoder of another architecture than the run's model."""
+
+
+def start_from(encoder: torch.nn.Module, cfg: PretrainConfig, report: Reporter) -> None:
+    """Progressive pretraining: the encoder's weights from ``cfg.init_from``, which must be an
+    encoder of the same model and model arguments (the band count may differ: the adapter
+    convolves over the spectral axis)."""
+    path = Path(cfg.init_from)
+    start = checkpoints.load(path)
+    theirs = (start.get("model"), start.get("model_args") or {})
+    if theirs != (cfg.model, cfg.model_args):
+        raise IncompatibleEncoderError(
+            f"{path}: an encoder of {theirs[0]} {theirs[1]}, not of this run's {cfg.model} {cfg.model_args}; "
+            "progressive pretraining continues the same architecture (set model and model_args to the "
+            "checkpoint's)"
+        )
+    encoder.load_state_dict(start["state_dict"])
+    report.info(f"encoder initialised from {path} (release {start.get('release')}): progressive")
+
+
 @dataclass
 class PretrainResult:
     encoder_path: Path
@@ -90,9 +111,7 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(cfg.model, bands, **cfg.model_args)
     if cfg.init_from:
-        start = checkpoints.load(Path(cfg.init_from))
-        encoder.load_state_dict(start["state_dict"])
-        report.info(f"encoder initialised from {cfg.init_from} (release {start.get('release')}): progressive")
+        start_from(encoder, cfg, report)
     method = recipe_.build(encoder, **cfg.method_args).to(placement.device)
     trained = DistributedDataParallel(method) if placement.world > 1 else method
     optimizer = torch.optim.AdamW(
@@ -212,7 +231,13 @@ def main(argv: list[str] | None = None) -> int:
         with reporter(placement.rank) as report:
             try:
                 result = pretrain(cfg, report, placement)
-            except (NonFiniteLossError, TooFewPatchesError, FileNotFoundError, LookupError) as exc:
+            except (
+                NonFiniteLossError,
+                TooFewPatchesError,
+                IncompatibleEncoderError,
+                FileNotFoundError,
+                LookupError,
+            ) as exc:
                 report.error(str(exc))
                 return 2
             report.materialization(_metadata(result, cfg), data_version=result.sha256[:16])

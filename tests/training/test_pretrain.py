@@ -127,3 +127,7 @@ def test_progressive_pretraining_starts_from_another_runs_encoder(released, tmp_
     assert "progressive" in out
     a, b = load(start)["state_dict"], load(tmp_path / "then" / ENCODER)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a), "the second run starts from the first run's encoder"
+    wider = {**TINY["model_args"], "embed_dim": 48}
+    other = _run(_config(tmp_path, released, "other", epochs=0, init_from=str(start), model_args=wider))
+    _, err = other.communicate(timeout=300)
+    assert other.returncode == 2 and f"{start}: an encoder of spec_vit" in err, err[-2000:]
