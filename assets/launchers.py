@@ -29,9 +29,9 @@ DISTRIBUTED_ENTRIES = frozenset({"pretrain"})
 
 def entry_command(python: str, entry: str, config_file: Path | str, processes: int = 1) -> list[str]:
     """The command line of one training run: ``python -m training.<entry> --config FILE``, or
-    ``torchrun --standalone --nproc-per-node N -m ...`` for a pretraining run on N processes."""
+    ``torchrun --standalone --nproc-per-node N -m ...`` for a run on N > 1 processes."""
     module = ["-m", f"training.{entry}", "--config", str(config_file)]
-    if processes > 1 and entry in DISTRIBUTED_ENTRIES:
+    if processes > 1:
         return [
             python,
             "-m",
@@ -51,10 +51,14 @@ class TrainingLauncher(ConfigurableResource):
 
     processes: int = Field(default=1, description="processes per pretraining run (DDP): one per GPU")
 
+    def processes_for(self, entry: str) -> int:
+        """``processes`` for the entry points that run distributed, one for the others."""
+        return self.processes if entry in DISTRIBUTED_ENTRIES else 1
+
     def run(
         self, context: AssetExecutionContext, entry: str, config_file: Path
     ) -> PipesClientCompletedInvocation:
-        command = entry_command(sys.executable, entry, config_file, self.processes)
+        command = entry_command(sys.executable, entry, config_file, self.processes_for(entry))
         return PipesSubprocessClient().run(command=command, context=context)
 
 
@@ -86,7 +90,7 @@ class KubernetesTrainingLauncher(TrainingLauncher):
     def pod_spec(self, entry: str) -> dict[str, Any]:
         """The pod around the training container: its GPUs, CPUs and memory, the data volume and
         a memory-backed ``/dev/shm``. Keys are camelCase as in a manifest."""
-        gpus = self.processes if entry in DISTRIBUTED_ENTRIES else 1
+        gpus = self.processes_for(entry)
         container = {
             "name": "training",
             "resources": {
@@ -122,7 +126,7 @@ class KubernetesTrainingLauncher(TrainingLauncher):
             )
         return {
             "image": self.image,
-            "command": entry_command(self.python, entry, config_file, self.processes),
+            "command": entry_command(self.python, entry, config_file, self.processes_for(entry)),
             "namespace": self.namespace or None,
             "base_pod_meta": {"labels": {"app.kubernetes.io/component": f"spectralforge-{entry}"}},
             "base_pod_spec": self.pod_spec(entry),

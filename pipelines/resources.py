@@ -40,15 +40,15 @@ def kubernetes_launcher(env: Mapping[str, str] = os.environ) -> KubernetesTraini
     missing = [k for k in KUBERNETES_TRAINING_REQUIRED if not env.get(k)]
     if missing:
         raise ValueError(f"the production deployment launches training pods and needs {', '.join(missing)}")
-    value = {**KUBERNETES_TRAINING_OPTIONAL, **{k: env[k] for k in env if k.startswith("SPECTRAL")}}
-    node_label = value["SPECTRALFORGE_TRAINING_GPU_NODE_LABEL"]
+    option = {k: env.get(k, default) for k, default in KUBERNETES_TRAINING_OPTIONAL.items()}
+    node_label = option["SPECTRALFORGE_TRAINING_GPU_NODE_LABEL"]
     return KubernetesTrainingLauncher(
-        image=value["SPECTRALFORGE_TRAINING_IMAGE"],
-        data_volume_claim=value["SPECTRALFORGE_DATA_PVC"],
-        data_mount=value["SPECTRAL_DATA_ROOT"],
-        processes=int(value["SPECTRALFORGE_TRAINING_GPUS"]),
-        namespace=value["SPECTRALFORGE_TRAINING_NAMESPACE"],
-        service_account=value["SPECTRALFORGE_TRAINING_SERVICE_ACCOUNT"],
+        image=env["SPECTRALFORGE_TRAINING_IMAGE"],
+        data_volume_claim=env["SPECTRALFORGE_DATA_PVC"],
+        data_mount=env["SPECTRAL_DATA_ROOT"],
+        processes=int(option["SPECTRALFORGE_TRAINING_GPUS"]),
+        namespace=option["SPECTRALFORGE_TRAINING_NAMESPACE"],
+        service_account=option["SPECTRALFORGE_TRAINING_SERVICE_ACCOUNT"],
         node_selector=dict([node_label.split("=", 1)]) if node_label else {},
     )
 

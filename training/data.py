@@ -64,20 +64,23 @@ class BandStatistics:
             k: self.normalise_batch(v.to(device, non_blocking=True)) if k in IMAGE_KEYS else v
             for k, v in batch.items()
         }
-        if "second" in out:
-            out["view2"] = second_views(out["view1"], out.pop("second"), out["temporal"].to(device))
-        return out
+        return with_second_views(out)
 
 
 IMAGE_KEYS = ("view1", "second", "image")
 
 
-def second_views(view1: torch.Tensor, second: torch.Tensor, temporal: torch.Tensor) -> torch.Tensor:
-    """The pairs' other views: the second acquisition where a location has one (``temporal``),
-    the same image as ``view1`` otherwise (the augmentations make the two views)."""
-    view2 = view1.clone()
-    view2[temporal] = second
-    return view2
+def with_second_views(batch: dict) -> dict:
+    """A pairs batch with ``second`` replaced by ``view2``: the second acquisition where a location
+    has one (``temporal``), the same image as ``view1`` otherwise (the augmentations make the two
+    views). Other batches unchanged."""
+    if "second" not in batch:
+        return batch
+    out = dict(batch)
+    view2 = out["view1"].clone()
+    view2[out["temporal"].to(view2.device)] = out.pop("second")
+    out["view2"] = view2
+    return out
 
 
 class _Reads:
@@ -195,12 +198,8 @@ class PretrainDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         """One location: ``view1`` and ``view2`` (or ``image``), ``temporal``, ``location``;
         normalised float32 pixels, or the stored int16 ones with ``raw``."""
-        batch = self.batch([i])
-        if self.raw:
-            if self.pairs:
-                batch["view2"] = second_views(batch["view1"], batch.pop("second"), batch["temporal"])
-        else:
-            batch = self.stats.normalise_items(batch, "cpu")
+        raw = self.batch([i])
+        batch = with_second_views(raw) if self.raw else self.stats.normalise_items(raw, "cpu")
         return {k: v[0].item() if k == "temporal" else v[0] for k, v in batch.items()}
 
 

@@ -23,20 +23,26 @@ def _moco(**kw) -> MoCoV2:
     return MoCoV2(TinyEncoder(), dim=16, hidden=32, queue_size=32, **kw)
 
 
-def test_moco_loss_decreases_on_a_fixed_batch():
-    model = _moco()
-    v1, v2 = _views()
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+def _loss_before_and_after_steps(model, loss_fn, lr: float, steps: int = 5) -> tuple[float, float]:
+    """The loss on a fixed batch, then again after ``steps`` optimiser steps (each followed by the
+    method's ``step_end``)."""
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     with torch.no_grad():
-        first = model(v1, v2, enqueue=False).item()
-    for _ in range(5):
-        loss = model(v1, v2, enqueue=False)
+        first = loss_fn().item()
+    for _ in range(steps):
+        loss = loss_fn()
         opt.zero_grad()
         loss.backward()
         opt.step()
         model.step_end()
     with torch.no_grad():
-        last = model(v1, v2, enqueue=False).item()
+        return first, loss_fn().item()
+
+
+def test_moco_loss_decreases_on_a_fixed_batch():
+    model = _moco()
+    v1, v2 = _views()
+    first, last = _loss_before_and_after_steps(model, lambda: model(v1, v2, enqueue=False), lr=1e-3)
     assert last < first
 
 
@@ -102,17 +108,9 @@ def _crops() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 def test_dino_loss_decreases_on_a_fixed_batch():
     model = _dino()
     globals_, locals_ = _crops()
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    with torch.no_grad():
-        first = model(globals_, locals_, update_center=False).item()
-    for _ in range(5):
-        loss = model(globals_, locals_, update_center=False)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        model.step_end()
-    with torch.no_grad():
-        last = model(globals_, locals_, update_center=False).item()
+    first, last = _loss_before_and_after_steps(
+        model, lambda: model(globals_, locals_, update_center=False), lr=1e-4
+    )
     assert last < first
 
 
