@@ -5,17 +5,23 @@ as a subprocess of the Dagster run (``SPECTRALFORGE_TRAINING_PROCESSES`` DDP pro
 ``production`` (the Kubernetes deployment, ``deploy/k8s/``): the same data root variables, the
 Dask scheduler at ``DASK_SCHEDULER_ADDRESS``, and training in pods of their own
 (``kubernetes_launcher``).
+
+In both, the data root, the archives and the label sources are resolved from the environment when
+the code location loads and given to the resources as absolute paths (``data_roots``), so that the
+UI's Resources page shows the folders in use; a run config can still override them.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from dagster import EnvVar
 
 from assets.launchers import KubernetesTrainingLauncher, TrainingLauncher
 from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
+from storage_schemas.paths import DataLayout
 
 #: what the production launcher needs from the environment, and what it may take (with defaults)
 KUBERNETES_TRAINING_REQUIRED = (
@@ -53,20 +59,35 @@ def kubernetes_launcher(env: Mapping[str, str] = os.environ) -> KubernetesTraini
     )
 
 
+def data_roots(env: Mapping[str, str] = os.environ) -> tuple[DataRoot, LabelSourcesRoot]:
+    """The data root, both archives and the label sources as absolute paths, resolved from ``env`` by
+    the same rules the resources apply to empty fields (``storage_schemas.paths``): resources with
+    empty fields would work too, but the UI would show empty values instead of the folders in use."""
+    enmap = DataLayout.from_env(env, "enmap")
+    desis = DataLayout.from_env(env, "desis")
+    label_sources = Path(env.get("SPECTRAL_LABEL_SOURCES") or enmap.label_sources).expanduser().absolute()
+    return (
+        DataRoot(data_root=str(enmap.root), archive=str(enmap.archive), desis_archive=str(desis.archive)),
+        LabelSourcesRoot(path=str(label_sources)),
+    )
+
+
 def resources_for(deployment: str | None = None, env: Mapping[str, str] = os.environ) -> dict:
+    """The resources of ``deployment`` (default ``SPECTRALFORGE_DEPLOYMENT``, else ``local``)."""
     deployment = deployment or env.get("SPECTRALFORGE_DEPLOYMENT", "local")
+    data_root, label_sources = data_roots(env)
     if deployment == "production":
         return {
-            "data_root": DataRoot(),
-            "label_sources": LabelSourcesRoot(),
+            "data_root": data_root,
+            "label_sources": label_sources,
             "dask": DaskCluster(scheduler_address=EnvVar("DASK_SCHEDULER_ADDRESS")),
             "launcher": kubernetes_launcher(env),
         }
     if deployment == "local":
         workers = int(env.get("SPECTRALFORGE_DASK_WORKERS", "2"))
         return {
-            "data_root": DataRoot(),
-            "label_sources": LabelSourcesRoot(),
+            "data_root": data_root,
+            "label_sources": label_sources,
             "dask": DaskCluster(n_workers=workers),
             "launcher": TrainingLauncher(processes=int(env.get("SPECTRALFORGE_TRAINING_PROCESSES", "1"))),
         }
