@@ -13,6 +13,7 @@ import geopandas as gpd
 import pandas as pd
 
 from storage_schemas.catalog import STATUS_PRESENT
+from storage_schemas.sensors import SENSORS
 
 
 def footprint_map_png(tiles: gpd.GeoDataFrame, width_px: int = 900) -> bytes:
@@ -58,12 +59,46 @@ def markdown_bars(counts: dict[str, int], width: int = 30) -> str:
     return "\n".join(["| month | tiles | |", "|---|---:|---|", *rows])
 
 
-_DETAIL = re.compile(r"[0-9][0-9,.]*|'[^']*'|\"[^\"]*\"|\S+\.(?:zip|ZIP)\S*|DT\d{10}\S*")
+def _unanchored(pattern: re.Pattern) -> str:
+    """A sensor's product-name pattern without anchors and group names, to find names inside text."""
+    return re.sub(r"\(\?P<\w+>", "(?:", pattern.pattern).removeprefix("^").removesuffix("$")
+
+
+_DETAILS = re.compile(
+    "|".join(
+        (
+            r"'[^']*'|\"[^\"]*\"",  # quoted values: member names, XML text
+            *(_unanchored(s.product_name) for s in SENSORS.values()),  # product names of every sensor
+            # paths: a slash and a digit or a dot (XML element paths such as specific/qualityFlag stay)
+            r"(?=[^\s,;()'\"]*[\d.])[^\s,;:()'\"]*/[^\s,;()'\"]*",
+            r"[^\s/]+\.(?:zip|ZIP|tar\.gz)\b",  # delivery and product containers
+            r"(?<![\w-])-?\d+(?:[.,]\d+)*(?!\w)",  # whole numbers only: L1B, V010302, EPSG: stay
+        )
+    )
+)
+"""What varies between products inside one kind of quarantine reason. Numbers are masked only
+when they stand alone, so product levels (L1B, L2A), versions and element names keep their digits."""
+
+
+def reason_kind(reason: str) -> str:
+    """A quarantine reason with its product-specific details (numbers, names, paths) blanked out."""
+    return _DETAILS.sub("…", reason)
 
 
 def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
-    """Quarantine reasons grouped by kind (numbers, names and paths blanked out)."""
+    """Quarantine reasons grouped by kind (:func:`reason_kind`), most frequent first."""
     if quarantine.empty:
         return {}
-    kinds = quarantine["reason"].map(lambda r: _DETAIL.sub("…", r))
+    kinds = quarantine["reason"].map(reason_kind)
     return {k: int(v) for k, v in kinds.value_counts().items()}
+
+
+def reasons_markdown(reasons: dict[str, int]) -> str:
+    """:func:`reason_counts` as a markdown table; ``<``, ``>`` and ``|`` escaped, since a reason such
+    as lxml's ``(<string>, line …)`` would otherwise be taken for HTML or a cell border."""
+    rows = [f"| {_escape_markdown(k)} | {v} |" for k, v in reasons.items()]
+    return "\n".join(["| reason | products |", "|---|---:|", *rows])
+
+
+def _escape_markdown(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")

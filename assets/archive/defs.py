@@ -26,7 +26,13 @@ from dagster import (
 from pydantic import Field
 
 from assets.archive.catalog_io import read_quarantine, read_tiles
-from assets.archive.catalog_report import footprint_map_png, markdown_bars, month_histogram, reason_counts
+from assets.archive.catalog_report import (
+    footprint_map_png,
+    markdown_bars,
+    month_histogram,
+    reason_counts,
+    reasons_markdown,
+)
 from assets.archive.quality import QUALITY_INPUTS, inspect_or_explain, write_tile_quality
 from assets.archive.scan import ArchiveError, CatalogPolicy, scan_archive
 from assets.chains import CHAINS, Chain
@@ -171,11 +177,7 @@ def _tile_catalog(
             "quarantine_path": MetadataValue.path(str(layout.quarantine)),
             "footprints": png_markdown(png, "footprints"),
             "acquisitions_per_month": MetadataValue.md(markdown_bars(month_histogram(tiles))),
-            "quarantine_reasons": MetadataValue.md(
-                "\n".join(
-                    ["| reason | products |", "|---|---:|", *(f"| {k} | {v} |" for k, v in reasons.items())]
-                )
-            ),
+            "quarantine_reasons": MetadataValue.md(reasons_markdown(reasons)),
         }
     )
 
