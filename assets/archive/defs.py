@@ -4,18 +4,22 @@ Built once per sensor by :func:`archive_assets` (``assets.chains``): EnMAP's ass
 historical keys and are the module attributes below; DESIS's are in ``ARCHIVE["desis"]``.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetMaterialization,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
     Config,
+    DataVersion,
     DynamicPartitionsDefinition,
     Failure,
     MaterializeResult,
@@ -33,36 +37,29 @@ from assets.archive.catalog_report import (
     reason_counts,
     reasons_markdown,
 )
-from assets.archive.quality import QUALITY_INPUTS, inspect_or_explain, write_tile_quality
+from assets.archive.quality import QUALITY_INPUTS, QUICKLOOK_FILE, inspect_or_explain, write_tile_quality
 from assets.archive.scan import ArchiveError, CatalogPolicy, scan_archive
 from assets.chains import CHAINS, Chain
-from assets.resources import DaskCluster, DataRoot
-from assets.ui_metadata import png_markdown
-from storage_schemas.catalog import STAGE_READ, STATUS_PRESENT
+from assets.resources import DASK_POOL, DaskCluster, DataRoot
+from assets.tile_outcomes import TileResult, tile_materializations
+from assets.ui_metadata import png_markdown, schema_metadata
+from assets.versions import data_version, parquet_digest, source_version
+from storage_schemas.catalog import FOOTPRINT_CRS, QUARANTINE_SCHEMA, STAGE_READ, STATUS_PRESENT, TILE_FIELDS
 from storage_schemas.paths import sensor_paths
 from storage_schemas.sensors import sensor_named
 
 TILES_PER_RUN = 64
 """Tiles one run of a per-tile asset processes (on the Dask client), for backfills and the sensor."""
 
-
-def record_tile_outcomes(context: AssetExecutionContext, results: list[tuple[str, str, dict]]) -> None:
-    """Per-partition metadata of a run over many tiles, from ``(tile_id, error, metadata)``.
-
-    A tile that failed gets its error in the log and as its partition's metadata, and the run
-    goes on: one bad tile must not fail the others. The run fails only when every tile failed.
-    """
-    failed = 0
-    for tile_id, error, metadata in results:
-        if error:
-            failed += 1
-            context.log.error(f"tile {tile_id}: {error}")
-            context.add_asset_metadata({"error": error}, partition_key=tile_id)
-        else:
-            context.add_asset_metadata(metadata, partition_key=tile_id)
-    context.log.info(f"{len(results) - failed} of {len(results)} tiles done")
-    if results and failed == len(results):
-        raise Failure(description=f"all {failed} tiles of this run failed; see the log")
+CODE_VERSION = source_version(Path(__file__).parent, exclude=("simulator",))
+"""The archive stage's code (the simulator writes archives, it computes nothing of the assets)."""
+VOLATILE_QUARANTINE_COLUMNS = ("detected_at",)
+"""Quarantine columns that say when a scan ran, not what it found: left out of the data version."""
+CATALOG_METADATA = {
+    **schema_metadata(TILE_FIELDS, geometry=f"footprint, {FOOTPRINT_CRS}"),
+    **schema_metadata(QUARANTINE_SCHEMA, table="quarantine"),
+}
+"""The column schemas of ``catalog/tiles.parquet`` and ``catalog/quarantine.parquet``."""
 
 
 class CatalogConfig(Config):
@@ -102,6 +99,9 @@ def archive_assets(chain: Chain) -> ArchiveAssets:
         deps=[archive],
         group_name=group,
         kinds={"geoparquet"},
+        metadata=CATALOG_METADATA,
+        code_version=CODE_VERSION,
+        pool=DASK_POOL,
         description=f"One row per accepted {sensor.mission} product (catalog/tiles.parquet, GeoParquet, "
         "footprints in EPSG:4326) and the refused ones with a reason (catalog/quarantine.parquet). Re-scans "
         "re-read only new or changed products.",
@@ -132,14 +132,17 @@ def archive_assets(chain: Chain) -> ArchiveAssets:
         deps=[tile_catalog],
         group_name=group,
         kinds={"png"},
+        code_version=CODE_VERSION,
+        pool=DASK_POOL,
+        output_required=False,  # one materialisation per tile that succeeded (assets.tile_outcomes)
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
         description="Per tile: cover fractions measured on the quality masks against METADATA, the valid "
         "(swath) fraction and a quicklook (tiles/<tile_id>/).",
     )
     def tile_quality(
         context: AssetExecutionContext, data_root: DataRoot, dask: DaskCluster
-    ) -> MaterializeResult:
-        return _tile_quality(context, data_root, dask, chain.sensor)
+    ) -> Iterator[AssetMaterialization]:
+        yield from _tile_quality(context, data_root, dask, chain.sensor)
 
     return ArchiveAssets(
         archive, tile_catalog, tile_quality, tiles, [catalog_is_consistent, unreadable_share]
@@ -164,6 +167,7 @@ def _tile_catalog(
     layout.footprint_map.write_bytes(png)
     reasons = reason_counts(quarantine)
     return MaterializeResult(
+        data_version=DataVersion(catalog_version(layout)),
         metadata={
             "dagster/row_count": int(stats["accepted"]),
             "products_found": int(stats["products_found"]),
@@ -178,7 +182,14 @@ def _tile_catalog(
             "footprints": png_markdown(png, "footprints"),
             "acquisitions_per_month": MetadataValue.md(markdown_bars(month_histogram(tiles))),
             "quarantine_reasons": MetadataValue.md(reasons_markdown(reasons)),
-        }
+        },
+    )
+
+
+def catalog_version(layout) -> str:
+    """What the catalog holds: every row of both tables, but not when the scan ran."""
+    return data_version(
+        parquet_digest(layout.tiles), parquet_digest(layout.quarantine, ignore=VOLATILE_QUARANTINE_COLUMNS)
     )
 
 
@@ -212,7 +223,7 @@ def _unreadable_share(layout) -> AssetCheckResult:
 
 def _tile_quality(
     context: AssetExecutionContext, data_root: DataRoot, dask: DaskCluster, sensor: str
-) -> MaterializeResult:
+) -> Iterator[AssetMaterialization]:
     layout = data_root.layout(sensor)
     catalog = read_tiles(layout.tiles).set_index("tile_id", drop=False)
     keys = list(context.partition_keys)
@@ -225,7 +236,7 @@ def _tile_quality(
     results = []
     for key, quality in zip(keys, outcomes, strict=True):
         if isinstance(quality, str):
-            results.append((key, quality, {}))
+            results.append(TileResult(key, error=quality))
             continue
         folder = write_tile_quality(layout.tile_quality_dir, quality)
         metadata = {
@@ -233,12 +244,12 @@ def _tile_quality(
             "cloud_measured_pct": quality.measured["cloud_cover"],
             "cloud_declared_pct": quality.declared["cloud_cover"],
             "max_cover_difference_pct": quality.max_cover_difference,
-            "quicklook": png_markdown(quality.quicklook_png, key),
+            "thumbnail": png_markdown(quality.thumbnail_png, key),
+            "quicklook": MetadataValue.path(str(folder / QUICKLOOK_FILE)),
             "path": MetadataValue.path(str(folder)),
         }
-        results.append((key, "", metadata))
-    record_tile_outcomes(context, results)
-    return MaterializeResult()
+        results.append(TileResult(key, metadata=metadata))
+    yield from tile_materializations(context, results)
 
 
 ARCHIVE = {name: archive_assets(chain) for name, chain in CHAINS.items()}

@@ -25,6 +25,12 @@ from storage_schemas.enmap_product import NODATA, QUALITY_CLASS_BACKGROUND
 from storage_schemas.sensors import ENMAP, Sensor
 
 QUICKLOOK_PX = 128
+THUMBNAIL_PX = 48
+"""Side of the quicklook shown inline in a partition's metadata: it lives in the event log once
+per tile, so it stays a few kB; the full quicklook is a file beside it."""
+QUICKLOOK_FILE = "quicklook.png"
+PATCHES_QUICKLOOK_FILE = "patches_quicklook.png"
+"""The tile_patches step's quicklook of the kept bands, in the same folder."""
 RGB_NM = (640.0, 550.0, 460.0)
 MASK_OF_COVER = {
     "cloud_cover": "cloud",
@@ -47,10 +53,12 @@ class TileQuality:
     """The same percentages as METADATA.XML declares them."""
     max_cover_difference: float
     quicklook_png: bytes
+    thumbnail_png: bytes
 
     def summary(self) -> dict:
         out = asdict(self)
         out.pop("quicklook_png")
+        out.pop("thumbnail_png")
         return out
 
 
@@ -106,7 +114,14 @@ def inspect_tile(archive_root: Path, row: dict, sensor: Sensor = ENMAP) -> TileQ
         declared=declared,
         max_cover_difference=round(max(diffs), 2) if diffs else 0.0,
         quicklook_png=quicklook_png(rgb),
+        thumbnail_png=quicklook_png(decimate(rgb, THUMBNAIL_PX)),
     )
+
+
+def decimate(image: np.ndarray, side_px: int) -> np.ndarray:
+    """Every n-th pixel of a (band, y, x) array so that its longer side is about ``side_px``."""
+    step = max(1, max(image.shape[1:]) // side_px)
+    return image[:, ::step, ::step]
 
 
 def quicklook_png(rgb: np.ndarray) -> bytes:
@@ -133,6 +148,6 @@ def write_tile_quality(out_dir: Path, quality: TileQuality) -> Path:
     """Write ``quality.json`` and ``quicklook.png`` for one tile; returns the folder."""
     folder = out_dir / quality.tile_id
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "quicklook.png").write_bytes(quality.quicklook_png)
+    (folder / QUICKLOOK_FILE).write_bytes(quality.quicklook_png)
     (folder / "quality.json").write_text(json.dumps(quality.summary(), indent=2, sort_keys=True))
     return folder

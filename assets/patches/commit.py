@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import xxhash
+
 from assets.atomic_files import replace_atomically
 from storage_schemas.patch_store import COMMITS, CommitRecord
 
@@ -48,6 +50,13 @@ def write_commit(store: Path, record: CommitRecord) -> Path:
     text = record.to_json()
     replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
     return path
+
+
+def commit_version(store: Path, tile_id: str) -> str | None:
+    """A short hash of the tile's commit record (its patches' hashes, statistics and outcomes):
+    the data version of the tile's partition; None without a record."""
+    path = commit_path(store, tile_id)
+    return xxhash.xxh3_64_hexdigest(path.read_bytes()) if path.exists() else None
 
 
 def withdraw_commit(store: Path, tile_id: str) -> None:

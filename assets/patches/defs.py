@@ -5,14 +5,18 @@ Built once per sensor by :func:`patch_assets`; EnMAP's assets are the module att
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import pyarrow as pa
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
     AssetsDefinition,
     BackfillPolicy,
     Config,
@@ -23,26 +27,43 @@ from dagster import (
     asset,
     asset_check,
 )
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 from pydantic import Field
 
-from assets.archive.defs import ARCHIVE, TILES_PER_RUN, record_tile_outcomes
+from assets.archive.defs import ARCHIVE, TILES_PER_RUN
+from assets.archive.quality import PATCHES_QUICKLOOK_FILE
 from assets.chains import CHAINS, Chain
 from assets.geometry.defs import GEOMETRY
 from assets.geometry.plan_io import read_locations, read_patches
-from assets.patches.patchify import TILES_PER_TASK, patchify_tiles, tile_jobs
+from assets.patches.commit import commit_path, commit_version
+from assets.patches.patchify import TILES_PER_TASK, has_current_commit, patchify_tiles, tile_jobs
+from assets.patches.plan_progress import read_plan_progress
 from assets.patches.release import collect_release
-from assets.patches.release_publish import publish_release, release_folder
-from assets.patches.store import StoreBands, allocate, create_store, open_store, remove_store
-from assets.resources import DaskCluster, DataRoot
-from assets.ui_metadata import png_markdown
+from assets.patches.release_publish import FIGURE_FILES, publish_release, release_folder
+from assets.patches.store import StoreBands, allocate, create_store, open_store, read_slots, remove_store
+from assets.resources import DASK_POOL, DaskCluster, DataRoot
+from assets.tile_outcomes import TileResult, tile_materializations
+from assets.ui_metadata import figure_metadata, schema_metadata
+from assets.versions import data_version, source_version, table_digest
 from storage_schemas.band_filter import BAND_FILTERS
-from storage_schemas.patch_store import PATCHES_PER_SHARD, StoreLayoutError
+from storage_schemas.patch_store import PATCHES_PER_SHARD, CommitRecord, StoreLayoutError
 from storage_schemas.paths import DataLayout
-from storage_schemas.release import MANIFEST
+from storage_schemas.release import FIGURES, MANIFEST, PATCH_INDEX_SCHEMA
 from storage_schemas.sensors import sensor_named
 
 DEFAULT_MAX_MASKED = 0.1
 """Drop a patch when more than this share of it is nodata, cloud, cloud shadow or haze."""
+
+CODE_VERSION = source_version(Path(__file__).parent)
+"""The patch stage's code: store, cutting, commits, release."""
+RELEASE_FIGURES = {
+    "coverage_map": "coverage",
+    "timestamps_per_location": "timestamps",
+    "patches_per_month": "months",
+    "pca_mosaic": "mosaic",
+}
+"""Metadata key -> the release's figure file (``release_publish.FIGURE_FILES``): the paper's Figures 3,
+6, 17 and 2, linked; the coverage map also inline, small."""
 
 
 class StoreConfig(Config):
@@ -73,6 +94,7 @@ def _patch_store(
     allocation = allocate(group, read_patches(layout.patches), read_locations(layout.locations))
     slots = allocation.total_slots
     return MaterializeResult(
+        data_version=DataVersion(store_version(group, band_filter.name)),
         metadata={
             "slots": slots,
             "shards": slots // PATCHES_PER_SHARD,
@@ -82,8 +104,14 @@ def _patch_store(
             "band_filter": band_filter.name,
             "seconds": round(time.perf_counter() - started, 2),
             "path": MetadataValue.path(str(layout.store)),
-        }
+        },
     )
+
+
+def store_version(group, band_filter: str) -> str:
+    """What the allocation wrote: every slot's coordinates, under which band filter."""
+    slots = pa.Table.from_pandas(read_slots(group), preserve_index=False)
+    return data_version(table_digest(slots), band_filter)
 
 
 class TilePatchesConfig(Config):
@@ -98,38 +126,71 @@ class TilePatchesConfig(Config):
 
 def _tile_patches(
     context: AssetExecutionContext, config: TilePatchesConfig, layout: DataLayout, dask: DaskCluster
-) -> MaterializeResult:
+) -> Iterator[AssetMaterialization]:
     keys = list(context.partition_keys)
     try:
         jobs = tile_jobs(layout, keys, BAND_FILTERS[layout.sensor], config.max_masked_fraction)
     except (FileNotFoundError, ValueError) as exc:  # StoreLayoutError is a ValueError
         raise Failure(description=str(exc)) from None
+    results = []
+    if _is_reexecution(context):  # a retry or re-execution redoes only what lacks a current commit
+        kept = []
+        for job in jobs:
+            record = has_current_commit(job)
+            if record is None:
+                kept.append(job)
+            else:
+                results.append(_committed_earlier(layout, record))
+        context.log.info(f"re-execution: {len(results)} tiles already committed, {len(kept)} to write")
+        jobs = kept
     started = time.perf_counter()
     batches = [jobs[i : i + TILES_PER_TASK] for i in range(0, len(jobs), TILES_PER_TASK)]
     with dask.map_fn() as map_fn:
         outcomes = [o for batch in map_fn(patchify_tiles, batches) for o in batch]
-    results = []
     for outcome in outcomes:
         if outcome.faults:
             context.log.warning(f"tile {outcome.tile_id}: masked faulty pixels {outcome.faults}")
-        metadata = (
-            {}
-            if outcome.error
-            else {
-                "patches_written": outcome.written,
-                "patches_dropped": outcome.dropped,
-                "drop_reasons": MetadataValue.json(outcome.drop_reasons),
-                "pixel_faults": MetadataValue.json(outcome.faults),
-                "patch_mb": outcome.patch_mb,
-                "seconds_read": outcome.seconds["read"],
-                "seconds_cut_and_write": outcome.seconds["cut_and_write"],
-                "quicklook": png_markdown(outcome.quicklook_png, outcome.tile_id),
-            }
-        )
-        results.append((outcome.tile_id, outcome.error, metadata))
+        if outcome.error:
+            results.append(TileResult(outcome.tile_id, error=outcome.error))
+            continue
+        quicklook = layout.tile_quality_dir / outcome.tile_id / PATCHES_QUICKLOOK_FILE
+        quicklook.parent.mkdir(parents=True, exist_ok=True)
+        quicklook.write_bytes(outcome.quicklook_png)
+        metadata = {
+            "patches_written": outcome.written,
+            "patches_dropped": outcome.dropped,
+            "drop_reasons": MetadataValue.json(outcome.drop_reasons),
+            "pixel_faults": MetadataValue.json(outcome.faults),
+            "patch_mb": outcome.patch_mb,
+            "seconds_read": outcome.seconds["read"],
+            "seconds_cut_and_write": outcome.seconds["cut_and_write"],
+            "quicklook": MetadataValue.path(str(quicklook)),
+            "commit": MetadataValue.path(str(commit_path(layout.store, outcome.tile_id))),
+        }
+        version = commit_version(layout.store, outcome.tile_id)
+        results.append(TileResult(outcome.tile_id, metadata=metadata, data_version=version))
     context.log.info(f"patchified {len(outcomes)} tiles in {time.perf_counter() - started:.1f} s")
-    record_tile_outcomes(context, results)
-    return MaterializeResult()
+    yield from tile_materializations(context, sorted(results, key=lambda r: keys.index(r.tile_id)))
+
+
+def _is_reexecution(context: AssetExecutionContext) -> bool:
+    """A run retry (the daemon's) or a re-execution from the UI: both name the run they repeat."""
+    return bool(context.run.parent_run_id or context.run.tags.get(PARENT_RUN_ID_TAG))
+
+
+def _committed_earlier(layout: DataLayout, record: CommitRecord) -> TileResult:
+    """A tile an earlier attempt of this run committed for the current slots: its partition is
+    materialised again from its record, without reading the product."""
+    written = len(record.written())
+    metadata = {
+        "patches_written": written,
+        "patches_dropped": len(record.outcomes) - written,
+        "committed_earlier": True,
+        "commit": MetadataValue.path(str(commit_path(layout.store, record.tile_id))),
+    }
+    return TileResult(
+        record.tile_id, metadata=metadata, data_version=commit_version(layout.store, record.tile_id)
+    )
 
 
 def _release(context: AssetExecutionContext, layout: DataLayout) -> MaterializeResult:
@@ -157,7 +218,7 @@ def _release(context: AssetExecutionContext, layout: DataLayout) -> MaterializeR
             f"{len(content.tiles_behind)} committed tiles have new planned patches that are not written yet; "
             f"re-run their tile_patches partitions: {', '.join(content.tiles_behind[:20])}"
         )
-    figures = published.figures
+    figures = {name: published.folder / FIGURES / FIGURE_FILES[f] for name, f in RELEASE_FIGURES.items()}
     multi = int((content.locations["n_timestamps"] > 1).sum())
     return MaterializeResult(
         data_version=DataVersion(published.version),
@@ -169,24 +230,42 @@ def _release(context: AssetExecutionContext, layout: DataLayout) -> MaterializeR
             "multitemporal_share": round(multi / max(len(content.locations), 1), 4),
             "seconds": round(time.perf_counter() - started, 2),
             "path": MetadataValue.path(str(published.folder)),
-            "coverage_map": png_markdown(figures["coverage"], "Figure 3: coverage"),
-            "timestamps_per_location": png_markdown(
-                figures["timestamps"], "Figure 6: timestamps per location"
-            ),
-            "patches_per_month": png_markdown(figures["months"], "Figure 17: patches per month"),
-            "pca_mosaic": png_markdown(figures["mosaic"], "Figure 2: first three principal components"),
+            **figure_metadata(figures, inline="coverage_map", alt="Figure 3: coverage"),
         },
     )
 
 
 def _release_covers_the_plan(context: AssetCheckExecutionContext, layout: DataLayout) -> AssetCheckResult:
-    manifest = json.loads((release_folder(layout, "latest") / MANIFEST).read_text())
-    counts = manifest["counts"]
+    """Counted live from the current plan and the store's commit records (``plan_progress``), not from
+    the last release's manifest: a tile that entered the plan since (or got new patches) warns before
+    its partition runs, however old the release is."""
+    progress = read_plan_progress(layout)
+    metadata: dict = dict(progress.counts())
+    if progress.tiles_to_run:
+        shown = progress.tiles_to_run[:TILES_SHOWN]
+        more = len(progress.tiles_to_run) - len(shown)
+        metadata["tiles_to_run"] = ", ".join(shown) + (f" and {more} more" if more else "")
+    try:
+        manifest = json.loads((release_folder(layout, "latest") / MANIFEST).read_text())
+        metadata["latest_release"] = manifest["version"]
+        metadata["latest_release_tiles_committed"] = manifest["counts"]["tiles_committed"]
+    except LookupError:  # ReleaseNotFoundError: no release yet
+        metadata["latest_release"] = "none yet"
+    if progress.complete:
+        description = f"every planned patch of the {progress.tiles_in_plan} planned tiles is committed"
+    else:
+        description = (
+            f"{len(progress.not_committed)} planned tiles have no commit and {len(progress.behind)} "
+            f"committed tiles lack {progress.planned_patches_not_written} planned patches in all: run their "
+            f"{layout.sensor} tile partitions, then the release"
+        )
     return AssetCheckResult(
-        passed=counts["tiles_in_plan_not_committed"] == 0,
-        severity=AssetCheckSeverity.WARN,
-        metadata={k: counts[k] for k in ("tiles_in_plan", "tiles_committed", "tiles_in_plan_not_committed")},
+        passed=progress.complete, severity=AssetCheckSeverity.WARN, metadata=metadata, description=description
     )
+
+
+TILES_SHOWN = 20
+"""Tiles named in the check's metadata (the rest are counted)."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +289,7 @@ def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
         deps=[patch_plan],
         group_name=group,
         kinds={"zarr"},
+        code_version=CODE_VERSION,
         description="The patch store's layout and slot allocation (stores/<dataset>.zarr, Zarr v3): every "
         "plan patch gets a slot, in whole shards per tile, so tile partitions write disjoint "
         "files. Growth appends shards; nothing moves. The store records its sensor and band "
@@ -227,6 +307,9 @@ def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
         deps=[patch_store],
         group_name=group,
         kinds={"zarr"},
+        code_version=CODE_VERSION,
+        pool=DASK_POOL,
+        output_required=False,  # one materialisation per tile that succeeded (assets.tile_outcomes)
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
         description="Per tile: read the image once, keep the sensor's bands (its band filter), cut its "
         "planned patches, mask nodata, cloud, shadow and haze, drop mostly-masked patches, "
@@ -235,8 +318,8 @@ def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
     )
     def tile_patches(
         context: AssetExecutionContext, config: TilePatchesConfig, data_root: DataRoot, dask: DaskCluster
-    ) -> MaterializeResult:
-        return _tile_patches(context, config, data_root.layout(chain.sensor), dask)
+    ) -> Iterator[AssetMaterialization]:
+        yield from _tile_patches(context, config, data_root.layout(chain.sensor), dask)
 
     @asset(
         name=chain.release,
@@ -244,6 +327,8 @@ def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
         deps=[tile_patches],
         group_name=group,
         kinds={"zarr", "stac", "geoparquet"},
+        metadata=schema_metadata(PATCH_INDEX_SCHEMA),
+        code_version=CODE_VERSION,
         description="The versioned release of the committed tiles (releases/<dataset>/<version>/, LATEST "
         "names the newest): patch and location index, exact per-band statistics, a STAC "
         "Collection with stac-geoparquet items, and the paper's figures. The version is a hash"
@@ -255,7 +340,10 @@ def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
     @asset_check(
         asset=release,
         name="release_covers_the_plan",
-        description="Warns when planned tiles are missing from the release (not written yet, or failed).",
+        description="Warns while the plan is ahead of the store, counted live from the current plan and the "
+        "commit records (not from the last release): planned tiles without a commit (not written yet, or "
+        "failed) and committed tiles whose record lacks patches the plan gave them since. Names the tiles "
+        "to run.",
     )
     def release_covers_the_plan(context: AssetCheckExecutionContext, data_root: DataRoot) -> AssetCheckResult:
         return _release_covers_the_plan(context, data_root.layout(chain.sensor))

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from assets.archive.catalog_io import read_tiles
-from assets.archive.quality import RGB_NM, quicklook_png
-from assets.patches.commit import TileBusyError, tile_lock, withdraw_commit, write_commit
+from assets.archive.quality import RGB_NM, decimate, quicklook_png
+from assets.patches.commit import TileBusyError, commit_path, tile_lock, withdraw_commit, write_commit
 from assets.patches.cutting import Window, band_sums, cut
 from assets.patches.store import StoreBands, open_store, read_slots, store_bands
 from assets.patches.tile_pixels import TILE_INPUTS, TileError, TilePixels, read_tile
@@ -107,6 +107,23 @@ def tile_jobs(
         )
         for row in rows
     ]
+
+
+def has_current_commit(job: TileJob) -> CommitRecord | None:
+    """The tile's commit record when it already covers exactly the slots the store gives the tile
+    now, from the same product, layout and band filter: what re-running it would write again."""
+    path = commit_path(job.store, job.row["tile_id"])
+    if not path.exists():
+        return None
+    record = CommitRecord.read(path)
+    used = sorted(int(s) for s in job.slots.loc[job.slots["location_id"] != "", "slot"])
+    current = (
+        record.product_name == job.row["product_name"]
+        and record.layout_version == LAYOUT_VERSION
+        and record.band_filter == job.band_filter.name
+        and sorted(record.slots) == used
+    )
+    return record if current else None
 
 
 def patchify_or_explain(job: TileJob, tile: Future | None = None) -> TileOutcome:
@@ -249,7 +266,6 @@ def _remove_leftovers(store: Path, tile_id: str, shards: list[int]) -> None:
 
 
 def _quicklook(tile: TilePixels) -> bytes:
-    """A small true-colour view of the tile's kept bands, for the partition's metadata."""
-    step = max(1, max(tile.data.shape[1:]) // QUICKLOOK_PX)
+    """A small true-colour view of the tile's kept bands, written beside the tile's quality files."""
     bands = [int(np.argmin(np.abs(tile.wavelength_nm - nm))) for nm in RGB_NM]
-    return quicklook_png(tile.data[bands, ::step, ::step])
+    return quicklook_png(decimate(tile.data[bands], QUICKLOOK_PX))

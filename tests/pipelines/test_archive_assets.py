@@ -24,6 +24,7 @@ from assets.resources import DaskCluster, DataRoot
 from pipelines.definitions import defs
 from pipelines.sensors import enmap_tiles_sensor
 from storage_schemas.paths import PROJECT_ROOT, DataLayout
+from tests.patches.conftest import PLANNED
 
 
 def _resources(layout: DataLayout, workers: int = 0) -> dict:
@@ -66,9 +67,14 @@ def test_tile_catalog_fails_clearly_on_a_missing_archive(tmp_path):
     )
 
 
+def _plan(layout: DataLayout, instance: DagsterInstance) -> None:
+    """What catalog_job materialises: catalog, plan and the store's slots (the sensor follows the store)."""
+    assert materialize(PLANNED, instance=instance, resources=_resources(layout)).success
+
+
 def test_sensor_registers_new_tiles_in_batches_then_skips(sim_layout):
     instance = DagsterInstance.ephemeral()
-    materialize([tile_catalog], instance=instance, resources=_resources(sim_layout))
+    _plan(sim_layout, instance)
     tiles = read_tiles(sim_layout.tiles)
     context = build_sensor_context(
         instance=instance, resources={"data_root": DataRoot(data_root=str(sim_layout.root))}
@@ -95,8 +101,7 @@ def test_sensor_registers_new_tiles_in_batches_then_skips(sim_layout):
 
 def test_sensor_reports_tiles_that_left_the_archive_without_deleting_them(sim_layout, tmp_path):
     instance = DagsterInstance.ephemeral()
-    resources = _resources(sim_layout)
-    materialize([tile_catalog], instance=instance, resources=resources)
+    _plan(sim_layout, instance)
     sensor_resources = {"data_root": DataRoot(data_root=str(sim_layout.root))}
     first = enmap_tiles_sensor(build_sensor_context(instance=instance, resources=sensor_resources))
     instance.add_dynamic_partitions(
@@ -104,7 +109,7 @@ def test_sensor_reports_tiles_that_left_the_archive_without_deleting_them(sim_la
     )
     row = read_tiles(sim_layout.tiles).iloc[0]
     shutil.move(sim_layout.archive / row["product_path"].split("!/")[0], tmp_path / "gone")
-    materialize([tile_catalog], instance=instance, resources=resources)
+    _plan(sim_layout, instance)
     second = enmap_tiles_sensor(
         build_sensor_context(instance=instance, cursor=first.cursor, resources=sensor_resources)
     )
