@@ -80,19 +80,19 @@ labels_job = define_asset_job(
     "labels_job",
     selection=AssetSelection.groups("labels"),
     description="Build the label datasets (EnMAP-CORINE, EnMAP-CDL, EnMAP-NLCD, DESIS-CDL) from the latest "
-    "releases and the label sources: select, align, map classes, balance, split, write labels/<name>.zarr.",
+    "releases and the label sources: select, align, map classes, balance, split, write `labels/<name>.zarr`.",
 )
 
 pretrain_job = define_asset_job(
     "pretrain_job",
     selection=AssetSelection.keys("pretrained_encoder"),
     description="Pretrain a spectral encoder on the latest release through Dagster Pipes "
-    "(run configs in deploy/run_configs/: pretrain_smoke.yaml for a CPU smoke run).",
+    "(run configs in `deploy/run_configs/`: `pretrain_smoke.yaml` for a CPU smoke run).",
 )
 
 benchmark_job = define_asset_job(
     "benchmark_job",
     selection=AssetSelection.keys("benchmark_results"),
     description="Benchmark the latest pretrained encoder on the label datasets (frozen, adapter only, full "
-    "fine-tuning) through Dagster Pipes; run configs in deploy/run_configs/.",
+    "fine-tuning) through Dagster Pipes; run configs in `deploy/run_configs/`.",
 )

@@ -88,7 +88,7 @@ def archive_assets(chain: Chain) -> ArchiveAssets:
     archive = AssetSpec(
         chain.key(chain.archive),
         description=f"{sensor.mission} L2A products as DLR delivers them (folders, ZIPs, delivery ZIPs) "
-        f"under {archive_env}. Written by the DLR order system (or `spectralforge simulate`), not Dagster.",
+        f"under `{archive_env}`. Written by the DLR order system (or `spectralforge simulate`), not Dagster.",
         group_name=group,
         kinds={chain.sensor},
     )
@@ -102,9 +102,9 @@ def archive_assets(chain: Chain) -> ArchiveAssets:
         metadata=CATALOG_METADATA,
         code_version=CODE_VERSION,
         pool=DASK_POOL,
-        description=f"One row per accepted {sensor.mission} product (catalog/tiles.parquet, GeoParquet, "
-        "footprints in EPSG:4326) and the refused ones with a reason (catalog/quarantine.parquet). Re-scans "
-        "re-read only new or changed products.",
+        description=f"One row per accepted {sensor.mission} product (`catalog/tiles.parquet`, GeoParquet, "
+        "footprints in EPSG:4326) and the refused ones with a reason (`catalog/quarantine.parquet`). "
+        "Re-scans re-read only new or changed products.",
     )
     def tile_catalog(
         context: AssetExecutionContext, config: CatalogConfig, data_root: DataRoot, dask: DaskCluster
@@ -137,7 +137,7 @@ def archive_assets(chain: Chain) -> ArchiveAssets:
         output_required=False,  # one materialisation per tile that succeeded (assets.tile_outcomes)
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
         description="Per tile: cover fractions measured on the quality masks against METADATA, the valid "
-        "(swath) fraction and a quicklook (tiles/<tile_id>/).",
+        "(swath) fraction and a quicklook (`tiles/<tile_id>/`).",
     )
     def tile_quality(
         context: AssetExecutionContext, data_root: DataRoot, dask: DaskCluster

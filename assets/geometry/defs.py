@@ -186,7 +186,7 @@ def geometry_assets(chain: Chain, tile_catalog: AssetsDefinition) -> GeometryAss
         kinds={"parquet"},
         description="Tiles as nodes, an edge where two valid footprints share room for a full 128 px patch "
         "(measured in metres, across UTM zones too), and the connected components "
-        "(plan/overlap_graph.parquet).",
+        "(`plan/overlap_graph.parquet`).",
     )
     def tile_overlap_graph(context: AssetExecutionContext, data_root: DataRoot) -> MaterializeResult:
         return _tile_overlap_graph(context, data_root.layout(chain.sensor))
@@ -198,7 +198,7 @@ def geometry_assets(chain: Chain, tile_catalog: AssetsDefinition) -> GeometryAss
         group_name=group,
         kinds={"geoparquet", "dask"},
         description="SpectralEarth's Algorithm 1: tile tuples that share room for a patch, found "
-        "breadth-first with a beam, one connected component per Dask task (plan/intersections.parquet).",
+        "breadth-first with a beam, one connected component per Dask task (`plan/intersections.parquet`).",
     )
     def temporal_intersections(
         context: AssetExecutionContext, config: IntersectionsConfig, data_root: DataRoot, dask: DaskCluster
@@ -212,8 +212,9 @@ def geometry_assets(chain: Chain, tile_catalog: AssetsDefinition) -> GeometryAss
         group_name=group,
         kinds={"geoparquet"},
         description="Non-overlapping 128 x 128 px locations on the products' pixel grids, cut from "
-        "higher-order intersections first, each listing every tile that contains it (plan/locations.parquet, "
-        "plan/patches.parquet). Grows incrementally: earlier locations keep their ids and windows.",
+        "higher-order intersections first, each listing every tile that contains it "
+        "(`plan/locations.parquet`, `plan/patches.parquet`). Grows incrementally: earlier locations keep "
+        "their ids and windows.",
     )
     def patch_plan(
         context: AssetExecutionContext, config: PlanConfig, data_root: DataRoot

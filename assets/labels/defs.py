@@ -104,7 +104,7 @@ def label_dataset_asset(product: LabelProduct) -> AssetsDefinition:
         group_name="labels",
         kinds={"zarr"},
         description=f"{product.name}: {product.task} benchmark of {product.sensor} patches labelled from "
-        f"{product.source} ({class_map.num_classes} classes), written to labels/{product.name}.zarr. "
+        f"{product.source} ({class_map.num_classes} classes), written to `labels/{product.name}.zarr`. "
         + " ".join(product.notes),
     )
     def dataset(

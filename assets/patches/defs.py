@@ -290,7 +290,7 @@ def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
         group_name=group,
         kinds={"zarr"},
         code_version=CODE_VERSION,
-        description="The patch store's layout and slot allocation (stores/<dataset>.zarr, Zarr v3): every "
+        description="The patch store's layout and slot allocation (`stores/<dataset>.zarr`, Zarr v3): every "
         "plan patch gets a slot, in whole shards per tile, so tile partitions write disjoint "
         "files. Growth appends shards; nothing moves. The store records its sensor and band "
         "filter.",
@@ -329,7 +329,7 @@ def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
         kinds={"zarr", "stac", "geoparquet"},
         metadata=schema_metadata(PATCH_INDEX_SCHEMA),
         code_version=CODE_VERSION,
-        description="The versioned release of the committed tiles (releases/<dataset>/<version>/, LATEST "
+        description="The versioned release of the committed tiles (`releases/<dataset>/<version>/`, `LATEST` "
         "names the newest): patch and location index, exact per-band statistics, a STAC "
         "Collection with stac-geoparquet items, and the paper's figures. The version is a hash"
         " of the content.",
