@@ -8,8 +8,15 @@ both sensors (a run trains on one, or on one after the other with ``init_from``;
 used is in its metadata) and carries the training code's hash as its code version, so a new
 release or new training code shows it as out of date; its data version is the checkpoint's hash,
 which the benchmark depends on.
+
+Safe clicks: the run configs' defaults are the smoke runs (``PRETRAIN_SMOKE``, ``BENCHMARK_SMOKE``:
+what ``deploy/run_configs/*_smoke.yaml`` hold), so "Materialize" in the UI starts a run of minutes;
+the paper's runs are the named configs in ``deploy/run_configs/``. Both assets are in the ``gpu``
+concurrency pool, and a run holds its run folder's lock (``run_lock``) while the launcher runs, so
+two runs with the same settings never share one folder: the second fails at once, naming the first.
 """
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -29,6 +36,7 @@ from pydantic import Field
 from assets.launchers import TrainingLauncher
 from assets.patches.defs import RELEASE_ASSET
 from assets.resources import DataRoot
+from assets.training.run_lock import RunFolderBusyError, hold_run_folder
 from storage_schemas.label_products import LABEL_PRODUCTS
 from storage_schemas.release import ReleaseNotFoundError, resolve_release
 from training.checkpoints import code_version
@@ -37,20 +45,52 @@ from training.config import BenchmarkConfig, PretrainConfig
 TRAINING_CODE_VERSION = code_version()
 
 
-_PRETRAIN = PretrainConfig()
-_BENCHMARK = BenchmarkConfig()
+GPU_POOL = "gpu"
+"""The concurrency pool of the training assets: the instance's pool limit is how many training runs
+share the GPUs at once (``deploy/dagster.*.yaml``, ``deploy/k8s/values.yaml``)."""
+
+PRETRAIN_SMOKE = {
+    "model": "spec_vit",
+    "model_args": {"embed_dim": 64, "depth": 2, "num_heads": 4, "mlp_dim": 128},
+    "method": "moco",
+    "method_args": {"queue_size": 256, "hidden": 256, "dim": 64},
+    "epochs": 3,
+    "batch_size": 8,
+    "lr": 0.0005,
+    "warmup_epochs": 1,
+    "workers": 0,
+    "image_px": 32,
+}
+"""The pretraining smoke run (``deploy/run_configs/pretrain_smoke.yaml``, tested equal): a small Spec.
+ViT with MoCo-v2 on 32 px views, a minute on a CPU. The Dagster defaults, so that one click in the UI
+never starts the paper's 100-epoch run."""
+
+BENCHMARK_SMOKE = {
+    "datasets": ["enmap_corine", "enmap_cdl", "enmap_nlcd", "desis_cdl"],
+    "protocols": ["frozen"],
+    "epochs": 3,
+    "batch_size": 4,
+    "lr": 0.001,
+    "workers": 0,
+}
+"""The benchmark smoke run (``deploy/run_configs/benchmark_smoke.yaml``, tested equal): the frozen
+protocol on the four label datasets for three epochs."""
+
+_PRETRAIN = dataclasses.replace(PretrainConfig(), **PRETRAIN_SMOKE)
+_BENCHMARK = dataclasses.replace(BenchmarkConfig(), **BENCHMARK_SMOKE)
 
 
 class PretrainRunConfig(Config):
     """What ``training.config.PretrainConfig`` takes, minus the paths (the data root resource
-    gives them), with its defaults (the paper's Spec. ResNet-50 MoCo-v2 run)."""
+    gives them). Defaults: the smoke run (``PRETRAIN_SMOKE``) over the entry point's defaults; the
+    paper's runs are ``deploy/run_configs/pretrain_paper_*.yaml``."""
 
     sensor: str = _PRETRAIN.sensor
     release: str = Field(default=_PRETRAIN.release, description="release version, or 'latest'")
     model: str = _PRETRAIN.model
-    model_args: dict[str, Any] = Field(default_factory=dict)
+    model_args: dict[str, Any] = Field(default_factory=lambda: dict(_PRETRAIN.model_args))
     method: str = Field(default=_PRETRAIN.method, description="moco, dino, mae or spectral_mae")
-    method_args: dict[str, Any] = Field(default_factory=dict)
+    method_args: dict[str, Any] = Field(default_factory=lambda: dict(_PRETRAIN.method_args))
     epochs: int = _PRETRAIN.epochs
     batch_size: int = _PRETRAIN.batch_size
     lr: float = _PRETRAIN.lr
@@ -70,8 +110,9 @@ class PretrainRunConfig(Config):
 
 
 class BenchmarkRunConfig(Config):
-    """What ``training.config.BenchmarkConfig`` takes, minus the paths, with its defaults (the
-    paper's Table 2: the three EnMAP datasets, the three protocols, 100 epochs)."""
+    """What ``training.config.BenchmarkConfig`` takes, minus the paths. Defaults: the smoke run
+    (``BENCHMARK_SMOKE``) over the entry point's defaults; the paper's Table 2 (three EnMAP datasets,
+    three protocols, 100 epochs) is ``deploy/run_configs/benchmark_paper.yaml``."""
 
     datasets: list[str] = Field(default_factory=lambda: list(_BENCHMARK.datasets))
     protocols: list[str] = Field(default_factory=lambda: list(_BENCHMARK.protocols))
@@ -108,24 +149,33 @@ def launch(
     context: AssetExecutionContext, launcher: TrainingLauncher, entry: str, root: Path, settings: dict
 ) -> MaterializeResult:
     """Write the run's config into its run folder and run ``training.<entry>`` on it with the
-    launcher (through Pipes); the entry point's report is the asset's materialisation."""
+    launcher (through Pipes), holding the folder's lock throughout (a run with the same settings
+    in progress fails this one at once); the entry point's report is the asset's materialisation."""
     out = run_folder(root, entry, {**settings, "code": TRAINING_CODE_VERSION})
     out.mkdir(parents=True, exist_ok=True)
-    config_file = out / "config.yaml"
-    config_file.write_text(yaml.safe_dump({**settings, "out_dir": str(out)}, sort_keys=True))
-    context.log.info(f"training.{entry} in {out} ({type(launcher).__name__})")
-    return launcher.run(context, entry, config_file).get_materialize_result()
+    try:
+        with hold_run_folder(out, context.run.run_id):
+            config_file = out / "config.yaml"
+            config_file.write_text(yaml.safe_dump({**settings, "out_dir": str(out)}, sort_keys=True))
+            context.log.info(f"training.{entry} in {out} ({type(launcher).__name__})")
+            return launcher.run(context, entry, config_file).get_materialize_result()
+    except RunFolderBusyError as exc:
+        raise Failure(
+            description=str(exc), metadata={"run_folder": str(exc.folder), "held_by": str(exc.holder)}
+        ) from None
 
 
 @asset(
     deps=list(RELEASE_ASSET.values()),
     group_name="training",
     kinds={"pytorch"},
+    pool=GPU_POOL,
     code_version=TRAINING_CODE_VERSION,
     description="A spectral encoder pretrained on the latest release of a sensor (EnMAP by default; "
     "config `sensor`) with MoCo-v2, DINO, MAE or SpectralGPT's spectral MAE, by `python -m training.pretrain`"
     " through Dagster Pipes, optionally continuing from an earlier encoder (`init_from`, progressive); "
-    "metadata: loss curve, throughput, checkpoint path and SHA-256, the release and code versions.",
+    "metadata: loss curve, throughput, checkpoint path and SHA-256, the release and code versions. The "
+    "launchpad's defaults are the CPU smoke run; the paper's runs are the configs in `deploy/run_configs/`.",
 )
 def pretrained_encoder(
     context: AssetExecutionContext,
@@ -148,11 +198,13 @@ def pretrained_encoder(
     deps=[pretrained_encoder, *(AssetKey(name) for name in LABEL_PRODUCTS)],
     group_name="training",
     kinds={"pytorch"},
+    pool=GPU_POOL,
     code_version=TRAINING_CODE_VERSION,
     description="The latest pretrained encoder benchmarked on the label datasets with the paper's three "
     "protocols (frozen encoder, adapter only, full fine-tuning) by `python -m training.benchmark` through "
     "Dagster Pipes: a table in the shape of the paper's Table 2 (micro F1 for EnMAP-CORINE, mIoU for the "
-    "segmentation datasets) and results.csv, each row with the encoder and dataset versions.",
+    "segmentation datasets) and `results.csv`, each row with the encoder and dataset versions. The "
+    "launchpad's defaults are the smoke benchmark; the paper's is `deploy/run_configs/benchmark_paper.yaml`.",
 )
 def benchmark_results(
     context: AssetExecutionContext,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, materialize
 from dagster._core.definitions.data_version import DATA_VERSION_TAG, StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
@@ -16,10 +17,12 @@ from assets.launchers import TrainingLauncher
 from assets.patches.defs import spectral_earth
 from assets.resources import DaskCluster, DataRoot
 from assets.training.defs import TRAINING_CODE_VERSION, pretrained_encoder
+from assets.training.run_lock import LOCK_FILE, hold_run_folder
 from tests.training.test_pretrain import TINY
 from training.checkpoints import sha256
 
 CONFIG = {**TINY, "epochs": 1}
+RUN_CONFIGS = Path(__file__).parents[2] / "deploy" / "run_configs"
 ASSETS = [spectral_earth, pretrained_encoder]
 ENCODER = AssetKey("pretrained_encoder")
 
@@ -74,20 +77,54 @@ def test_progressive_pretraining_continues_from_the_latest_encoder(trained, rele
     assert then.metadata["method"].value == "mae"
 
 
-def test_the_dagster_run_configs_are_the_entry_points_configs_less_the_paths():
-    from dataclasses import fields
+def test_the_dagster_run_configs_default_to_the_smoke_runs():
+    """The fields are the entry points' less the paths; the defaults are the smoke run files'
+    values over the entry points' defaults, so that one click in the UI starts the smoke run (the
+    paper's runs are named configs, validated in test_training_jobs.py)."""
+    from dataclasses import asdict, fields
 
     from assets.training.defs import BenchmarkRunConfig, PretrainRunConfig
     from training.config import BenchmarkConfig, PretrainConfig
 
-    for dagster_config, entry_config, paths in (
-        (PretrainRunConfig, PretrainConfig, {"data_root", "out_dir"}),
-        (BenchmarkRunConfig, BenchmarkConfig, {"data_root", "out_dir", "encoder"}),
+    for dagster_config, entry_config, paths, smoke, op in (
+        (PretrainRunConfig, PretrainConfig, {"data_root", "out_dir"}, "pretrain_smoke", "pretrained_encoder"),
+        (
+            BenchmarkRunConfig,
+            BenchmarkConfig,
+            {"data_root", "out_dir", "encoder"},
+            "benchmark_smoke",
+            "benchmark_results",
+        ),
     ):
         entry = {f.name for f in fields(entry_config)}
         assert set(dagster_config.model_fields) == entry - paths
-        defaults = dagster_config().model_dump()
-        assert all(defaults[k] == getattr(entry_config(), k) for k in defaults), "one set of defaults"
+        smoke_config = yaml.safe_load((RUN_CONFIGS / f"{smoke}.yaml").read_text())["ops"][op]["config"]
+        entry_defaults = {k: v for k, v in asdict(entry_config()).items() if k not in paths}
+        assert dagster_config().model_dump() == {**entry_defaults, **smoke_config}
+    assert PretrainRunConfig().epochs < PretrainConfig().epochs, "not the paper's 100 epochs"
+
+
+def test_a_second_run_with_the_same_settings_fails_at_once_naming_the_first(trained, released):
+    """A run folder is held by one run: with its lock held (by "the first run"), a run with the same
+    settings fails before it writes or trains anything, naming the folder and the run holding it."""
+    first = trained.get_latest_materialization_event(ENCODER).asset_materialization
+    folder = Path(first.metadata["checkpoint"].value).parent
+    untouched = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name != LOCK_FILE}
+    with hold_run_folder(folder, "1f2e3d4c-the-first-run"):
+        result = materialize(
+            ASSETS,
+            selection=[pretrained_encoder],
+            instance=trained,
+            resources=_resources(released),
+            run_config={"ops": {"pretrained_encoder": {"config": CONFIG}}},
+            raise_on_error=False,
+        )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert str(folder) in message and "1f2e3d4c-the-first-run" in message
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name != LOCK_FILE} == untouched
+    _pretrain(trained, released, CONFIG)  # once the folder is free, the same settings run again
 
 
 def test_a_new_release_shows_the_encoder_as_out_of_date(trained, released):

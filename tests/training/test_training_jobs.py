@@ -77,3 +77,22 @@ def test_every_run_config_is_valid_for_its_job_and_names_what_exists(path):
     else:
         op = config["ops"]["benchmark_results"]["config"]
         assert set(op["datasets"]) <= set(LABEL_PRODUCTS) and set(op["protocols"]) <= set(PROTOCOLS)
+
+
+@pytest.mark.parametrize("job", ["pretrain_job", "benchmark_job"])
+def test_a_run_launched_without_a_config_is_the_smoke_run(job):
+    """What one click in the UI launches (no run config: the schema's defaults, then the config
+    class's own for what the schema leaves out) is the smoke run of deploy/run_configs."""
+    from dagster import validate_run_config
+
+    from assets.training.defs import BenchmarkRunConfig, PretrainRunConfig
+    from pipelines.definitions import defs
+
+    op, config_class, smoke = {
+        "pretrain_job": ("pretrained_encoder", PretrainRunConfig, "pretrain_smoke"),
+        "benchmark_job": ("benchmark_results", BenchmarkRunConfig, "benchmark_smoke"),
+    }[job]
+    resolved = validate_run_config(defs.resolve_job_def(job), {})["ops"][op]["config"]
+    launched = config_class(**resolved).model_dump()
+    expected = yaml.safe_load((RUN_CONFIGS / f"{smoke}.yaml").read_text())["ops"][op]["config"]
+    assert {key: launched[key] for key in expected} == expected
