@@ -2,15 +2,24 @@
 ``deploy/k8s/values.yaml`` gets a production launcher whose training pods mount the same claim at
 the same data root as the code location; the claim exists; the training pods' RBAC grants what
 ``PipesK8sClient`` calls; the image serves the module the chart names. A production deployment
-that lacks a setting names it."""
+that lacks a setting names it.
+
+Limits and retries: both dagster.yaml files pass Dagster's instance schema and set the run queue,
+the pools and the run retries; the Helm values set the same limits under the keys chart 1.13.27
+reads (rendered here the way its templates render them, then validated the same way); every asset
+that uses the Dask cluster is in the ``dask`` pool, the training assets in ``gpu``; tile and training
+jobs opt in to retries from failure."""
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from dagster import DagsterInstance
+from dagster._core.instance.config import dagster_instance_config
 
 from assets.launchers import KubernetesTrainingLauncher, TrainingLauncher
 from pipelines.resources import resources_for
@@ -66,3 +75,143 @@ def test_a_production_deployment_without_its_training_settings_names_them():
 def test_a_local_deployment_trains_in_a_subprocess_on_the_processes_it_is_given():
     launcher = resources_for("local", env={"SPECTRALFORGE_TRAINING_PROCESSES": "2"})["launcher"]
     assert type(launcher) is TrainingLauncher and launcher.processes == 2
+
+
+RUN_LIMITS = {
+    "dagster.dev.yaml": 2,
+    "dagster.postgres.yaml": 4,
+}
+"""Runs at once: two on a laptop, four in production."""
+CATALOG_LIMIT = {"key": "spectralforge/catalog", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+
+
+def _validated(config_file: Path, tmp_path: Path) -> dict:
+    """The instance config of ``config_file`` as Dagster loads it (its schema and its checks of
+    conflicting settings), from a DAGSTER_HOME of its own."""
+    home = tmp_path / config_file.stem
+    home.mkdir()
+    shutil.copy(config_file, home / "dagster.yaml")
+    config, _ = dagster_instance_config(str(home))
+    return config
+
+
+@pytest.mark.parametrize("name", sorted(RUN_LIMITS))
+def test_the_instance_files_set_the_run_queue_pools_and_retries(name, tmp_path):
+    config = _validated(DEPLOY / name, tmp_path)
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["concurrency"]["runs"] == {
+        "max_concurrent_runs": RUN_LIMITS[name],
+        "tag_concurrency_limits": [CATALOG_LIMIT],
+    }
+    assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
+    assert config["run_retries"]["enabled"] and config["run_retries"]["max_retries"] == 0
+
+
+def test_the_local_instance_applies_them(tmp_path):
+    """The dev file loads into an instance whose run queue and pools are the ones configured."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(DEPLOY / "dagster.dev.yaml", home / "dagster.yaml")
+    with DagsterInstance.from_config(str(home)) as instance:
+        concurrency = instance.get_concurrency_config()
+        assert concurrency.run_queue_config.max_concurrent_runs == 2
+        assert concurrency.run_queue_config.tag_concurrency_limits == [CATALOG_LIMIT]
+        assert concurrency.pool_config.default_pool_limit == 1
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 0
+
+
+def _chart_instance(values: dict) -> dict:
+    """The part of the instance's dagster.yaml that chart 1.13.27 renders from these values: its
+    ``_run-coordinator.tpl`` (a ``config`` only when a queuedRunCoordinator value is set, and then
+    ``max_concurrent_runs: -1`` if unset), ``_concurrency.tpl`` (when ``concurrency.enabled``) and
+    the ``run_retries`` block of ``configmap-instance.yaml``."""
+    daemon = values["dagsterDaemon"]
+    coordinator = daemon["runCoordinator"]
+    assert coordinator["enabled"] and coordinator["type"] == "QueuedRunCoordinator"
+    queued = coordinator["config"]["queuedRunCoordinator"]
+    rendered: dict = {
+        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}
+    }
+    if any(value not in (None, "", 0, False, [], {}) for value in queued.values()):
+        limit = queued.get("maxConcurrentRuns")
+        config = {"max_concurrent_runs": -1 if limit is None else limit}
+        if queued.get("tagConcurrencyLimits"):
+            config["tag_concurrency_limits"] = queued["tagConcurrencyLimits"]
+        rendered["run_coordinator"]["config"] = config
+    concurrency = values.get("concurrency", {})
+    if concurrency.get("enabled"):
+        pools, runs = concurrency.get("pools", {}), concurrency.get("runs", {})
+        block: dict = {}
+        names = {"defaultLimit": "default_limit", "granularity": "granularity"}
+        names["opGranularityRunBuffer"] = "op_granularity_run_buffer"
+        if rendered_pools := {names[k]: v for k, v in pools.items() if v is not None}:
+            block["pools"] = rendered_pools
+        rendered_runs = {}
+        if runs.get("maxConcurrentRuns") is not None:
+            rendered_runs["max_concurrent_runs"] = runs["maxConcurrentRuns"]
+        if runs.get("tagConcurrencyLimits"):
+            rendered_runs["tag_concurrency_limits"] = runs["tagConcurrencyLimits"]
+        if rendered_runs:
+            block["runs"] = rendered_runs
+        rendered["concurrency"] = block
+    retries = daemon["runRetries"]
+    if retries["enabled"]:
+        rendered["run_retries"] = {"enabled": True}
+        if retries.get("maxRetries"):
+            rendered["run_retries"]["max_retries"] = retries["maxRetries"]
+        if retries.get("retryOnAssetOrOpFailure") is not None:
+            rendered["run_retries"]["retry_on_asset_or_op_failure"] = retries["retryOnAssetOrOpFailure"]
+    return rendered
+
+
+def test_the_chart_values_set_the_production_limits_under_the_keys_the_chart_reads(tmp_path):
+    values = yaml.safe_load((DEPLOY / "k8s" / "values.yaml").read_text())
+    chart_file = tmp_path / "chart.yaml"
+    chart_file.write_text(yaml.safe_dump(_chart_instance(values)))
+    from_chart = _validated(chart_file, tmp_path)
+    production = _validated(DEPLOY / "dagster.postgres.yaml", tmp_path)
+    assert "config" not in from_chart["run_coordinator"], "run limits belong under concurrency.runs"
+    assert from_chart["concurrency"] == production["concurrency"]
+    # the chart leaves out a max_retries of 0, which is Dagster's default
+    assert from_chart["run_retries"]["enabled"] and from_chart["run_retries"].get("max_retries", 0) == 0
+
+
+def test_setting_run_limits_in_the_charts_run_coordinator_too_is_refused(tmp_path):
+    """The check above can fail: Dagster refuses run limits in two places, as the daemon would."""
+    values = yaml.safe_load((DEPLOY / "k8s" / "values.yaml").read_text())
+    values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["dequeueNumWorkers"] = 4
+    chart_file = tmp_path / "chart.yaml"
+    chart_file.write_text(yaml.safe_dump(_chart_instance(values)))
+    with pytest.raises(Exception, match="incompatible with the `concurrency > runs` config"):
+        _validated(chart_file, tmp_path)
+
+
+def _executable_assets() -> list:
+    from pipelines.definitions import defs
+
+    return [a for a in defs.resolve_asset_graph().assets_defs if a.is_executable and a.node_def]
+
+
+def test_every_asset_that_uses_the_dask_cluster_is_in_the_dask_pool():
+    uses_dask = [a for a in _executable_assets() if "dask" in a.required_resource_keys]
+    pools = {key.to_user_string(): a.op.pool for a in uses_dask for key in a.keys}
+    assert pools and all(pool == "dask" for pool in pools.values()), pools
+
+
+def test_the_training_assets_are_in_the_gpu_pool():
+    pools = {key.to_user_string(): a.op.pool for a in _executable_assets() for key in a.keys}
+    assert pools["pretrained_encoder"] == pools["benchmark_results"] == "gpu"
+
+
+def test_tile_and_training_jobs_retry_from_failure_and_nothing_else_does():
+    from pipelines.jobs import JOBS, benchmark_job, catalog_job, labels_job, pretrain_job
+
+    def retries(job) -> tuple:
+        return job.tags.get("dagster/max_retries"), job.tags.get("dagster/retry_strategy")
+
+    for jobs in JOBS.values():
+        assert retries(jobs.tiles) == retries(jobs.tile_quality) == ("2", "FROM_FAILURE")
+        assert retries(jobs.catalog) == retries(jobs.release) == (None, None)
+    assert retries(pretrain_job) == retries(benchmark_job) == ("1", "FROM_FAILURE")
+    assert retries(labels_job) == (None, None)
+    assert catalog_job.tags["spectralforge/catalog"] == "enmap"
