@@ -14,6 +14,7 @@ from assets.geometry.defs import GEOMETRY
 from assets.labels.defs import LABEL_DATASET_ASSETS, LABEL_SOURCE_ASSETS
 from assets.patches.defs import PATCHES
 from assets.training.defs import benchmark_results, pretrained_encoder
+from pipelines.alerts import ALERT_SENSORS
 from pipelines.jobs import JOBS, benchmark_job, labels_job, pretrain_job
 from pipelines.resources import resources_for
 from pipelines.schedules import desis_nightly_catalog_schedule, nightly_catalog_schedule
@@ -51,6 +52,6 @@ defs = Definitions(
     asset_checks=[c for sensor in CHAINS for c in chain_checks(sensor)],
     jobs=[*(j for sensor in CHAINS for j in JOBS[sensor].all()), labels_job, pretrain_job, benchmark_job],
     schedules=[nightly_catalog_schedule, desis_nightly_catalog_schedule],
-    sensors=list(TILE_SENSORS.values()),
+    sensors=[*TILE_SENSORS.values(), *ALERT_SENSORS],
     resources=resources_for(),
 )

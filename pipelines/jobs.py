@@ -2,6 +2,14 @@
 
 EnMAP: ``catalog_job``, ``tile_quality_job``, ``tiles_job``, ``release_job``; DESIS: the same with a
 ``desis_`` prefix (``desis_catalog_job``, ...).
+
+Run retries (the daemon's, enabled in the instance with ``max_retries: 0`` so that only these jobs
+opt in, by tags): tile runs retry twice from failure (a lost Dask worker, a node drained, a storage
+hiccup; a retry redoes only the tiles without a commit, so it is cheap), training runs once (a
+retry resumes from the run folder's last checkpoint, but a second failure is more likely a real
+one, NaN loss or bad config, than bad luck, and costs GPU hours). Catalog runs carry
+``CATALOG_RUN_TAG`` (the chain's sensor): the instance's run queue lets one run per chain grow its
+plan at a time.
 """
 
 from __future__ import annotations
@@ -16,6 +24,13 @@ from assets.chains import CHAINS, Chain
 from assets.geometry.defs import GEOMETRY
 from assets.patches.defs import PATCHES
 from storage_schemas.sensors import sensor_named
+
+TILE_RUN_RETRIES = {"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE"}
+"""Tags of tile runs: two retries, each re-running only the failed steps."""
+TRAINING_RUN_RETRIES = {"dagster/max_retries": "1", "dagster/retry_strategy": "FROM_FAILURE"}
+"""Tags of training runs: one retry, which resumes from the last checkpoint."""
+CATALOG_RUN_TAG = "spectralforge/catalog"
+"""On catalog runs, valued with the chain's sensor: the run queue's limit of one per value."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,7 @@ def chain_jobs(chain: Chain) -> ChainJobs:
                 geometry.patch_plan,
                 patches.patch_store,
             ),
+            tags={CATALOG_RUN_TAG: chain.sensor},
             description=f"Scan the {mission} archive into the tile catalog (new and changed products only), "
             "then grow the patch plan: overlap graph, temporal intersections (Algorithm 1), locations and "
             "patches, and give the new patches slots in the patch store.",
@@ -50,11 +66,13 @@ def chain_jobs(chain: Chain) -> ChainJobs:
         tile_quality=define_asset_job(
             chain.job("tile_quality_job"),
             selection=AssetSelection.assets(archive.tile_quality),
+            tags=TILE_RUN_RETRIES,
             description=f"Per-tile quality and quicklooks for a range of {chain.partitions} partitions.",
         ),
         tiles=define_asset_job(
             chain.job("tiles_job"),
             selection=AssetSelection.assets(archive.tile_quality, patches.tile_patches),
+            tags=TILE_RUN_RETRIES,
             description=f"Per tile, for a range of {chain.partitions} partitions: quality and quicklook, "
             f"then the tile's patches into the store. The {chain.partitions} sensor requests it"
             f" for new tiles.",
@@ -86,6 +104,7 @@ labels_job = define_asset_job(
 pretrain_job = define_asset_job(
     "pretrain_job",
     selection=AssetSelection.keys("pretrained_encoder"),
+    tags=TRAINING_RUN_RETRIES,
     description="Pretrain a spectral encoder on the latest release through Dagster Pipes "
     "(run configs in `deploy/run_configs/`: `pretrain_smoke.yaml` for a CPU smoke run).",
 )
@@ -93,6 +112,7 @@ pretrain_job = define_asset_job(
 benchmark_job = define_asset_job(
     "benchmark_job",
     selection=AssetSelection.keys("benchmark_results"),
+    tags=TRAINING_RUN_RETRIES,
     description="Benchmark the latest pretrained encoder on the label datasets (frozen, adapter only, full "
     "fine-tuning) through Dagster Pipes; run configs in `deploy/run_configs/`.",
 )
