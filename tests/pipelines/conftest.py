@@ -1,0 +1,81 @@
+"""Fixtures and steps the tile-partition tests share: a growing archive, the nightly chain, a
+sensor tick and what the daemon does with it, and the partition status the UI reads."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
+from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+
+from assets.archive.defs import enmap_tiles, tile_quality
+from assets.archive.simulator import simulate_archive
+from assets.patches.defs import tile_patches
+from assets.resources import DataRoot
+from pipelines.sensors import enmap_tiles_sensor
+from storage_schemas.paths import DataLayout
+from tests.patches.conftest import ARCHIVE_MODEL, PLANNED, resources
+
+HELD_BACK = 3
+"""Products kept out of the first scan: the 'new tiles' of the next night."""
+
+
+@pytest.fixture(scope="session")
+def archive_template(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("growing") / "data"
+    simulate_archive(root, tiles=8, tile_size=256, seed=2, model=ARCHIVE_MODEL)
+    return root / "archive"
+
+
+@pytest.fixture
+def growing(archive_template: Path, tmp_path: Path) -> tuple[DataLayout, Path]:
+    """A data root whose archive lacks its last products; they wait in the returned folder."""
+    layout = DataLayout.at(tmp_path / "data")
+    shutil.copytree(archive_template, layout.archive, symlinks=True)
+    later = tmp_path / "later"
+    for product in sorted(layout.archive.glob("*/*/ENMAP01-*"))[-HELD_BACK:]:
+        (later / product.parent.relative_to(layout.archive)).mkdir(parents=True, exist_ok=True)
+        shutil.move(product, later / product.relative_to(layout.archive))
+    return layout, later
+
+
+def deliver(later: Path, archive: Path) -> None:
+    """The held-back products arrive in the archive."""
+    shutil.copytree(later, archive, dirs_exist_ok=True)
+
+
+def nightly(layout: DataLayout, instance: DagsterInstance) -> None:
+    assert materialize(PLANNED, instance=instance, resources=resources(layout)).success
+
+
+def tick(layout: DataLayout, instance: DagsterInstance, cursor: str | None = None):
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, resources={"data_root": DataRoot(data_root=str(layout.root))}
+    )
+    return enmap_tiles_sensor(context)
+
+
+def run_requests(layout: DataLayout, instance: DagsterInstance, result) -> list:
+    """What the daemon does with a tick's result: add the partitions, launch the runs."""
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return [
+        materialize(
+            [tile_quality, tile_patches],
+            instance=instance,
+            resources=resources(layout),
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        for request in result.run_requests
+    ]
+
+
+def partition_status(instance: DagsterInstance, key: AssetKey) -> tuple[set[str], set[str]]:
+    """(materialised, failed) partitions as the UI's partition view reads them."""
+    value = get_and_update_asset_status_cache_value(instance, key, enmap_tiles)
+    materialised = value.deserialize_materialized_partition_subsets(enmap_tiles)
+    failed = value.deserialize_failed_partition_subsets(enmap_tiles)
+    return set(materialised.get_partition_keys()), set(failed.get_partition_keys())
