@@ -1,9 +1,13 @@
 """Fixtures and steps the tile-partition tests share: a growing archive, the nightly chain, a
-sensor tick and what the daemon does with it, and the partition status the UI reads."""
+sensor tick and what the daemon does with it, the partition status the UI reads, and a webhook
+that records the alerts it is sent."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -79,3 +83,27 @@ def partition_status(instance: DagsterInstance, key: AssetKey) -> tuple[set[str]
     materialised = value.deserialize_materialized_partition_subsets(enmap_tiles)
     failed = value.deserialize_failed_partition_subsets(enmap_tiles)
     return set(materialised.get_partition_keys()), set(failed.get_partition_keys())
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(self.server.status)
+        self.end_headers()
+
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def webhook():
+    """A webhook on 127.0.0.1 that records what it is sent and answers ``server.status``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.received, server.status = [], 200
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/spectralforge"
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -4,12 +4,8 @@ range and a link to the run; no webhook set is a no-op; a dead or failing webhoo
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 from dagster import (
     Definitions,
     Failure,
@@ -25,30 +21,6 @@ from assets.resources import DataRoot
 from assets.training.defs import pretrained_encoder
 from pipelines.alerts import UI_URL_ENV, WEBHOOK_ENV, alert_body, post_alert, run_failure_alert
 from pipelines.jobs import pretrain_job
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((self.headers["Content-Type"], json.loads(body)))
-        self.send_response(self.server.status)
-        self.end_headers()
-
-    def log_message(self, *args):  # keep the test output clean
-        pass
-
-
-@pytest.fixture
-def webhook():
-    """A webhook on 127.0.0.1 that records what it is sent and answers ``server.status``."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.received, server.status = [], 200
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/spectralforge"
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def _evaluate_sensor_on(result, instance) -> None:

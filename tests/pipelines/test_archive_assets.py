@@ -21,6 +21,7 @@ from dagster import (
 from assets.archive.catalog_io import read_tiles
 from assets.archive.defs import TILES_PER_RUN, enmap_archive, enmap_tiles, tile_catalog, tile_quality
 from assets.resources import DaskCluster, DataRoot
+from pipelines.alerts import WEBHOOK_ENV
 from pipelines.definitions import defs
 from pipelines.sensors import enmap_tiles_sensor
 from storage_schemas.paths import PROJECT_ROOT, DataLayout
@@ -99,7 +100,10 @@ def test_sensor_registers_new_tiles_in_batches_then_skips(sim_layout):
     assert isinstance(again, SkipReason) and "has not changed" in again.skip_message
 
 
-def test_sensor_reports_tiles_that_left_the_archive_without_deleting_them(sim_layout, tmp_path):
+def test_sensor_reports_tiles_that_left_the_archive_without_deleting_them(
+    sim_layout, tmp_path, webhook, monkeypatch
+):
+    monkeypatch.setenv(WEBHOOK_ENV, webhook.url)
     instance = DagsterInstance.ephemeral()
     _plan(sim_layout, instance)
     sensor_resources = {"data_root": DataRoot(data_root=str(sim_layout.root))}
@@ -116,6 +120,13 @@ def test_sensor_reports_tiles_that_left_the_archive_without_deleting_them(sim_la
     assert isinstance(second, SensorResult) and not second.run_requests
     assert row["tile_id"] in json.loads(second.cursor)["missing"]
     assert row["tile_id"] in instance.get_dynamic_partitions(enmap_tiles.name)
+    [(_, alert)] = webhook.received
+    assert alert["kind"] == "tiles_missing" and alert["details"]["tiles"] == [row["tile_id"]]
+    assert "left the archive" in alert["summary"] and row["tile_id"] in alert["text"]
+    third = enmap_tiles_sensor(  # told once: the next tick with the same catalog says nothing
+        build_sensor_context(instance=instance, cursor=second.cursor, resources=sensor_resources)
+    )
+    assert isinstance(third, SkipReason) and len(webhook.received) == 1
 
 
 def test_tile_quality_partitions_measure_masks_that_agree_with_metadata(sim_layout):
