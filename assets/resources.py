@@ -15,6 +15,10 @@ from storage_schemas.paths import DataLayout
 
 MapFn = Callable[[Callable, Sequence], Iterable]
 
+DASK_POOL = "dask"
+"""The concurrency pool of every asset that takes the :class:`DaskCluster` resource (``pool=`` on its
+decorator): the instance's pool limit bounds how many steps load the one Dask cluster at once."""
+
 
 class DataRoot(ConfigurableResource):
     """The data root and the archive roots; empty fields fall back to the environment
