@@ -29,6 +29,20 @@ PATCH_M = PATCH_PX * PIXEL_M
 
 TS = pa.timestamp("us", tz="UTC")
 
+OVERLAP_EDGE_SCHEMA = pa.schema(
+    [
+        pa.field("tile_a", pa.string(), nullable=False),
+        pa.field("tile_b", pa.string(), nullable=False),
+        pa.field("epsg", pa.int32(), nullable=False),
+        pa.field("area_m2", pa.float64(), nullable=False),
+        pa.field("cross_zone", pa.bool_(), nullable=False),
+        pa.field("component", pa.string(), nullable=False),
+    ]
+)
+"""``plan/overlap_graph.parquet``: one edge per pair of tiles (``tile_a < tile_b``) that share room for
+a patch, ``area_m2`` measured in ``epsg`` (the UTM zone of ``tile_a``), ``component`` named by its
+smallest tile id."""
+
 INTERSECTION_FIELDS = [
     pa.field("tuple_key", pa.string(), nullable=False),
     pa.field("order", pa.int16(), nullable=False),

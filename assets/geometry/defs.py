@@ -5,6 +5,7 @@ Built once per sensor by :func:`geometry_assets`; EnMAP's assets are the module 
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -12,6 +13,7 @@ from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     Config,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -35,10 +37,15 @@ from assets.geometry.plan_io import (
     write_plan,
 )
 from assets.geometry.plan_report import histogram_png, markdown_table, plan_summary, series_histogram
-from assets.resources import DaskCluster, DataRoot
-from assets.ui_metadata import png_markdown
+from assets.resources import DASK_POOL, DaskCluster, DataRoot
+from assets.ui_metadata import png_markdown, schema_metadata
+from assets.versions import data_version, parquet_digest, source_version
 from storage_schemas.catalog import STATUS_PRESENT
 from storage_schemas.paths import DataLayout
+from storage_schemas.plan import INTERSECTION_FIELDS, LOCATION_FIELDS, OVERLAP_EDGE_SCHEMA, PATCH_SCHEMA
+
+CODE_VERSION = source_version(Path(__file__).parent)
+"""The geometry stage's code: graph, Algorithm 1, placement."""
 
 
 def _present_tiles(layout: DataLayout):
@@ -54,6 +61,7 @@ def _tile_overlap_graph(context: AssetExecutionContext, layout: DataLayout) -> M
     edges = write_overlap_graph(graph, layout.overlap_graph)
     sizes = graph.component_sizes
     return MaterializeResult(
+        data_version=DataVersion(data_version(parquet_digest(layout.overlap_graph))),
         metadata={
             "tiles": len(tiles),
             "edges": len(edges),
@@ -65,7 +73,7 @@ def _tile_overlap_graph(context: AssetExecutionContext, layout: DataLayout) -> M
             "antimeridian_tiles": int(tiles["crosses_antimeridian"].sum()),
             "seconds": round(seconds, 2),
             "path": MetadataValue.path(str(layout.overlap_graph)),
-        }
+        },
     )
 
 
@@ -91,6 +99,7 @@ def _temporal_intersections(
     sizes = graph.component_sizes
     largest = int(sizes.iloc[0]) if len(sizes) else 0
     return MaterializeResult(
+        data_version=DataVersion(data_version(parquet_digest(layout.intersections))),
         metadata={
             "dagster/row_count": len(found.table),
             "tuples": len(found.table),
@@ -109,7 +118,7 @@ def _temporal_intersections(
             ),
             "seconds": round(found.seconds, 2),
             "path": MetadataValue.path(str(layout.intersections)),
-        }
+        },
     )
 
 
@@ -137,6 +146,9 @@ def _patch_plan(context: AssetExecutionContext, config: PlanConfig, layout: Data
             "they keep their ids (their patches may already be in the store)"
         )
     return MaterializeResult(
+        data_version=DataVersion(
+            data_version(parquet_digest(layout.locations), parquet_digest(layout.patches))
+        ),
         metadata={
             "dagster/row_count": summary["locations"],
             **summary,
@@ -146,7 +158,7 @@ def _patch_plan(context: AssetExecutionContext, config: PlanConfig, layout: Data
             "seconds": round(time.perf_counter() - started, 2),
             "locations_path": MetadataValue.path(str(layout.locations)),
             "patches_path": MetadataValue.path(str(layout.patches)),
-        }
+        },
     )
 
 
@@ -184,6 +196,8 @@ def geometry_assets(chain: Chain, tile_catalog: AssetsDefinition) -> GeometryAss
         deps=[tile_catalog],
         group_name=group,
         kinds={"parquet"},
+        metadata=schema_metadata(OVERLAP_EDGE_SCHEMA),
+        code_version=CODE_VERSION,
         description="Tiles as nodes, an edge where two valid footprints share room for a full 128 px patch "
         "(measured in metres, across UTM zones too), and the connected components "
         "(`plan/overlap_graph.parquet`).",
@@ -194,9 +208,12 @@ def geometry_assets(chain: Chain, tile_catalog: AssetsDefinition) -> GeometryAss
     @asset(
         name="temporal_intersections",
         key_prefix=chain.key_prefix,
-        deps=[tile_overlap_graph],
+        deps=[tile_overlap_graph, tile_catalog],  # it reads the catalog's footprints too
         group_name=group,
         kinds={"geoparquet", "dask"},
+        metadata=schema_metadata(INTERSECTION_FIELDS, geometry="the tuple's common area, EPSG:4326"),
+        code_version=CODE_VERSION,
+        pool=DASK_POOL,
         description="SpectralEarth's Algorithm 1: tile tuples that share room for a patch, found "
         "breadth-first with a beam, one connected component per Dask task (`plan/intersections.parquet`).",
     )
@@ -208,9 +225,14 @@ def geometry_assets(chain: Chain, tile_catalog: AssetsDefinition) -> GeometryAss
     @asset(
         name="patch_plan",
         key_prefix=chain.key_prefix,
-        deps=[temporal_intersections],
+        deps=[temporal_intersections, tile_catalog],  # it reads the catalog's pixel grids too
         group_name=group,
         kinds={"geoparquet"},
+        metadata={
+            **schema_metadata(LOCATION_FIELDS, geometry="the window, EPSG:4326"),
+            **schema_metadata(PATCH_SCHEMA, table="patches"),
+        },
+        code_version=CODE_VERSION,
         description="Non-overlapping 128 x 128 px locations on the products' pixel grids, cut from "
         "higher-order intersections first, each listing every tile that contains it "
         "(`plan/locations.parquet`, `plan/patches.parquet`). Grows incrementally: earlier locations keep "

@@ -22,7 +22,7 @@ import shapely
 from assets.atomic_files import write_parquet
 from assets.geometry.convex import holds_square
 from assets.geometry.metric import valid_areas
-from storage_schemas.plan import PATCH_M
+from storage_schemas.plan import OVERLAP_EDGE_SCHEMA, PATCH_M
 
 SAME_AREA = 0.999
 """Intersection / footprint area above which one valid area counts as inside another."""
@@ -94,7 +94,7 @@ def build_overlap_graph(tiles: pd.DataFrame, side_m: float = PATCH_M) -> Overlap
 def write_overlap_graph(graph: OverlapGraph, path: Path) -> pd.DataFrame:
     """The edges with their component, written to ``plan/overlap_graph.parquet``."""
     edges = graph.edges.assign(component=graph.edges["tile_a"].map(graph.components))
-    write_parquet(pa.Table.from_pandas(edges, preserve_index=False), path)
+    write_parquet(pa.Table.from_pandas(edges, schema=OVERLAP_EDGE_SCHEMA, preserve_index=False), path)
     return edges
 
 
