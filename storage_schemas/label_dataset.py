@@ -54,6 +54,12 @@ def dataset_path(labels_dir: Path, name: str) -> Path:
     return labels_dir / f"{name}.zarr"
 
 
+def figures_path(labels_dir: Path, name: str) -> Path:
+    """``labels/<name>.figures/``: the dataset's pictures as PNG files (the UI links to them), beside
+    its Zarr group and not inside it, so the dataset stays exactly what the contract above says."""
+    return labels_dir / f"{name}.figures"
+
+
 def export_image(out: Path, name: str, sensor: str, sid: str) -> Path:
     return out / name / sensor / f"{sid}.tif"
 

@@ -9,6 +9,8 @@ computed here for any plan, so a run on the real archive can be set beside the p
 from __future__ import annotations
 
 import io
+import numbers
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -68,6 +70,22 @@ def histogram_png(n_timestamps: pd.Series, width_px: int = 640) -> bytes:
     return buffer.getvalue()
 
 
-def markdown_table(counts: dict, head: tuple[str, str]) -> str:
-    rows = [f"| {k} | {v:,} |" for k, v in counts.items()]
-    return "\n".join([f"| {head[0]} | {head[1]} |", "|---:|---:|", *rows])
+def markdown_table(counts: Mapping, head: tuple[str, str]) -> str:
+    """A two-column Markdown table of ``key -> value``: numbers with thousands separators and
+    right-aligned, anything else (a file's CRS and size, a reason) as it is and left-aligned."""
+    align = [_alignment(counts.keys()), _alignment(counts.values())]
+    rows = [f"| {_cell(k)} | {_cell(v)} |" for k, v in counts.items()]
+    return "\n".join([f"| {head[0]} | {head[1]} |", f"|{align[0]}|{align[1]}|", *rows])
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
+
+
+def _cell(value) -> str:
+    return f"{value:,}" if _is_number(value) else str(value)
+
+
+def _alignment(values: Iterable) -> str:
+    values = list(values)
+    return "---:" if values and all(_is_number(v) for v in values) else "---"

@@ -7,6 +7,7 @@ product entry. Adding a product is adding an entry there.
 """
 
 import time
+from pathlib import Path
 
 import zarr
 from dagster import (
@@ -26,12 +27,14 @@ from pydantic import Field
 
 from assets.geometry.plan_report import markdown_table
 from assets.labels.build import LabelBuildError, SplitSettings, build_label_dataset, class_counts
-from assets.labels.figures import class_distribution_png, image_mask_pairs_png, pick_pairs
+from assets.labels.figures import class_distribution_png, image_mask_pairs_png, pick_pairs, write_figures
 from assets.labels.sources import find_source_files
 from assets.patches.defs import RELEASE_ASSET
 from assets.patches.release_publish import ReleaseNotFoundError, release_folder
-from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
-from assets.ui_metadata import png_markdown
+from assets.resources import DASK_POOL, DaskCluster, DataRoot, LabelSourcesRoot
+from assets.ui_metadata import figure_metadata, schema_metadata
+from assets.versions import source_version
+from storage_schemas.label_dataset import SAMPLE_COORDS, figures_path
 from storage_schemas.label_products import LABEL_PRODUCTS, LabelProduct, class_map_of
 from storage_schemas.patch_reader import PatchReader
 
@@ -40,6 +43,8 @@ SOURCE_DESCRIPTIONS = {
     "cdl": "USDA Cropland Data Layer (CONUS): EPSG:5070 Albers, 30 m, one raster per year",
     "nlcd": "USGS National Land Cover Database (CONUS): Albers, 30 m, one raster per product year",
 }
+CODE_VERSION = source_version(Path(__file__).parent)
+"""The label stage's code: selection, alignment, class maps, balancing, splits, writing."""
 FIGURE_TITLES = {
     "enmap_corine": "Figure 18",
     "enmap_cdl": "Figure 19",
@@ -103,6 +108,9 @@ def label_dataset_asset(product: LabelProduct) -> AssetsDefinition:
         deps=[RELEASE_ASSET[product.sensor], AssetKey(["label_sources", product.source])],
         group_name="labels",
         kinds={"zarr"},
+        metadata=schema_metadata(SAMPLE_COORDS),
+        code_version=CODE_VERSION,
+        pool=DASK_POOL,
         description=f"{product.name}: {product.task} benchmark of {product.sensor} patches labelled from "
         f"{product.source} ({class_map.num_classes} classes), written to `labels/{product.name}.zarr`. "
         + " ".join(product.notes),
@@ -187,11 +195,12 @@ def _metadata(product: LabelProduct, built, seconds: float) -> dict:
         "unknown_codes": built.unknown_codes,
         "label_sources": MetadataValue.json(content.attrs["provenance"]["label_sources"]),
         "class_counts": MetadataValue.md(_counts_markdown(counts)),
-        "class_distribution": png_markdown(
-            class_distribution_png(counts, f"{figure}: class distribution of {product.name} per split", unit),
-            f"{figure}: class distribution",
-        ),
         "seconds": round(seconds, 2),
+    }
+    figures = {
+        "class_distribution": class_distribution_png(
+            counts, f"{figure}: class distribution of {product.name} per split", unit
+        )
     }
     if built.balance_cap is not None:
         metadata["balance_cap"] = built.balance_cap
@@ -201,11 +210,12 @@ def _metadata(product: LabelProduct, built, seconds: float) -> dict:
             images = reader.read_many(rows)
         wavelengths = zarr.open_group(built.path, mode="r")["wavelength"][:]
         titles = [_title(content, r, class_map) for r in rows]
-        metadata["image_mask_pairs"] = png_markdown(
-            image_mask_pairs_png(images, content.masks[rows], class_map, wavelengths, titles),
-            "image and mask pairs",
+        figures["image_mask_pairs"] = image_mask_pairs_png(
+            images, content.masks[rows], class_map, wavelengths, titles
         )
-    return metadata
+    files = write_figures(figures_path(built.path.parent, product.name), figures)
+    inline = "image_mask_pairs" if "image_mask_pairs" in files else ""
+    return metadata | figure_metadata(files, inline=inline, alt="image and mask pairs")
 
 
 def _counts_markdown(counts) -> str:

@@ -10,10 +10,13 @@ their ids, so the same dataset gives the same picture.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from assets.atomic_files import replace_atomically
 from assets.patches.release_figures import _png, _pyplot, percentile_stretch
 from storage_schemas.enmap_product import NODATA
 from storage_schemas.label_classes import ClassMap
@@ -40,6 +43,16 @@ def class_distribution_png(counts: pd.DataFrame, title: str, unit: str, width_px
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return _png(fig)
+
+
+def write_figures(folder: Path, figures: Mapping[str, bytes]) -> dict[str, Path]:
+    """Each figure as ``<folder>/<name>.png``, written atomically (the UI may be showing the previous
+    build's); returns ``name -> path``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / f"{name}.png" for name in figures}
+    for name, png in figures.items():
+        replace_atomically(paths[name], lambda tmp, png=png: Path(tmp).write_bytes(png))
+    return paths
 
 
 def pick_pairs(sample_ids: pd.Series, n: int = PAIRS) -> list[int]:
