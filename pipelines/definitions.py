@@ -1,7 +1,8 @@
 """The code location: ``dagster dev -m pipelines.definitions`` (object ``defs``).
 
 One asset chain per sensor (``assets.chains``): EnMAP's with its historical keys, DESIS's under
-the ``desis/`` key prefix, each with its jobs, tile sensor and nightly schedule.
+the ``desis/`` key prefix, each with its jobs, tile sensor and nightly schedule. Every asset gets
+its owners, tags, freshness policy and link to source in one place (``pipelines.asset_attributes``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from assets.labels.defs import LABEL_DATASET_ASSETS, LABEL_SOURCE_ASSETS
 from assets.patches.defs import PATCHES
 from assets.training.defs import benchmark_results, pretrained_encoder
 from pipelines.alerts import ALERT_SENSORS
+from pipelines.asset_attributes import with_ui_attributes
 from pipelines.jobs import JOBS, benchmark_job, labels_job, pretrain_job
 from pipelines.resources import resources_for
 from pipelines.schedules import desis_nightly_catalog_schedule, nightly_catalog_schedule
@@ -41,14 +43,19 @@ def chain_checks(sensor: str) -> list:
     return [*ARCHIVE[sensor].checks, *GEOMETRY[sensor].checks, *PATCHES[sensor].checks]
 
 
-defs = Definitions(
-    assets=[
+ASSETS = with_ui_attributes(
+    [
         *(a for sensor in CHAINS for a in chain_assets(sensor)),
         *LABEL_SOURCE_ASSETS,
         *LABEL_DATASET_ASSETS,
         pretrained_encoder,
         benchmark_results,
-    ],
+    ]
+)
+"""Every asset of the code location, as the UI shows it."""
+
+defs = Definitions(
+    assets=ASSETS,
     asset_checks=[c for sensor in CHAINS for c in chain_checks(sensor)],
     jobs=[*(j for sensor in CHAINS for j in JOBS[sensor].all()), labels_job, pretrain_job, benchmark_job],
     schedules=[nightly_catalog_schedule, desis_nightly_catalog_schedule],

@@ -22,6 +22,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from assets.archive.defs import ARCHIVE
 from assets.chains import CHAINS, Chain
 from assets.geometry.defs import GEOMETRY
+from assets.labels.defs import LABEL_SOURCE_ASSETS
 from assets.patches.defs import PATCHES
 from storage_schemas.sensors import sensor_named
 
@@ -96,9 +97,10 @@ release_job = JOBS["enmap"].release
 
 labels_job = define_asset_job(
     "labels_job",
-    selection=AssetSelection.groups("labels"),
-    description="Build the label datasets (EnMAP-CORINE, EnMAP-CDL, EnMAP-NLCD, DESIS-CDL) from the latest "
-    "releases and the label sources: select, align, map classes, balance, split, write `labels/<name>.zarr`.",
+    selection=AssetSelection.assets(*(s.key for s in LABEL_SOURCE_ASSETS)) | AssetSelection.groups("labels"),
+    description="Observe the label sources (their files' data versions), then build the label datasets "
+    "(EnMAP-CORINE, EnMAP-CDL, EnMAP-NLCD, DESIS-CDL) from the latest releases and the label sources: "
+    "select, align, map classes, balance, split, write `labels/<name>.zarr`.",
 )
 
 pretrain_job = define_asset_job(
