@@ -105,7 +105,7 @@ labels_job = define_asset_job(
 
 pretrain_job = define_asset_job(
     "pretrain_job",
-    selection=AssetSelection.keys("pretrained_encoder"),
+    selection=AssetSelection.assets("pretrained_encoder"),
     tags=TRAINING_RUN_RETRIES,
     description="Pretrain a spectral encoder on the latest release through Dagster Pipes "
     "(run configs in `deploy/run_configs/`: `pretrain_smoke.yaml` for a CPU smoke run).",
@@ -113,7 +113,7 @@ pretrain_job = define_asset_job(
 
 benchmark_job = define_asset_job(
     "benchmark_job",
-    selection=AssetSelection.keys("benchmark_results"),
+    selection=AssetSelection.assets("benchmark_results"),
     tags=TRAINING_RUN_RETRIES,
     description="Benchmark the latest pretrained encoder on the label datasets (frozen, adapter only, full "
     "fine-tuning) through Dagster Pipes; run configs in `deploy/run_configs/`.",
