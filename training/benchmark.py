@@ -167,56 +167,123 @@ def evaluate(test: LabelDataset, encoder, head, task: str, cfg: BenchmarkConfig,
 
 
 def run_benchmark(cfg: BenchmarkConfig, report: Reporter) -> list[dict]:
+    """One row per dataset and protocol. A cell that cannot be measured (the dataset is not built,
+    a split is empty, the test samples hold no class) is a row with a NaN value and the reason in
+    ``note``, so that the table says why it shows ``n/a``."""
     device = place(cfg.device).device
     encoder = Encoder.load(cfg.encoder)
     root = Path(cfg.data_root).absolute()
+    paths = {name: dataset_path(DataLayout.at(root).labels, name) for name in cfg.datasets}
+    built = [name for name, path in paths.items() if (path / "zarr.json").is_file()]
+    if not built:
+        raise FileNotFoundError(
+            f"none of the label datasets {', '.join(cfg.datasets)} is built under "
+            f"{DataLayout.at(root).labels} (materialise them first)"
+        )
     rows = []
     for name in cfg.datasets:
-        path = dataset_path(DataLayout.at(root).labels, name)
-        if not (path / "zarr.json").is_file():
-            raise FileNotFoundError(f"{path}: no label dataset {name} (materialise it first)")
-        attrs = dict(zarr.open_group(path, mode="r").attrs)
+        if name not in built:
+            reason = f"{name} not built: no {paths[name]} (materialise it with labels_job)"
+            report.info(f"{name}: {reason}")
+            rows += [_unmeasured(name, p, _metric_of(name), reason, encoder) for p in cfg.protocols]
+            continue
+        attrs = dict(zarr.open_group(paths[name], mode="r").attrs)
         release = resolve_release(
             DataLayout.at(root, sensor=attrs["sensor"]).releases, attrs["provenance"]["release"]
         )
         stats = BandStatistics.of_release(release)
-        train = LabelDataset(path, "train", stats, cfg.limit)
-        test = LabelDataset(path, "test", stats, cfg.limit)
+        train = LabelDataset(paths[name], "train", stats, cfg.limit)
+        test = LabelDataset(paths[name], "test", stats, cfg.limit)
         note = check_release(train, encoder, cfg, report)
-        if len(train) == 0:
-            report.info(f"{name}: no training samples; skipped")
+        metric = "micro_f1" if train.multilabel else "miou"
+        empty = _empty_split_reason(name, paths[name])
+        if empty and len(train) == 0:
+            report.info(f"{name}: {empty}; skipped")
+            rows += [_unmeasured(name, p, metric, empty, encoder, train, test) for p in cfg.protocols]
             continue
         for protocol in cfg.protocols:
             started = time.perf_counter()
             value, trainable = run_protocol(train, test, encoder, protocol, cfg, device)
-            metric = "micro_f1" if train.multilabel else "miou"
-            extra = "; no test samples" if len(test) == 0 else ""
+            why = empty or (
+                _undefined_metric_reason(name, train.multilabel, len(test)) if math.isnan(value) else ""
+            )
             report.info(
-                f"{name} {protocol}: {metric} {value:.4f} ({time.perf_counter() - started:.1f} s){extra}"
+                f"{name} {protocol}: {metric} {value:.4f} ({time.perf_counter() - started:.1f} s)"
+                + (f"; {why}" if why else "")
             )
             rows.append(
                 {
-                    "dataset": name,
-                    "protocol": protocol,
-                    "metric": metric,
+                    **_row(name, protocol, metric, encoder, train, test, cfg.epochs),
                     "value": value,
                     "trainable_params": trainable,
-                    "train_samples": len(train),
-                    "test_samples": len(test),
-                    "epochs": cfg.epochs,
-                    "encoder_sha256": encoder.sha256,
-                    "encoder_release": encoder.release,
-                    "dataset_version": attrs.get("version", ""),
-                    "dataset_release": train.release,
-                    "note": (note + extra).strip("; "),
+                    "note": "; ".join(n for n in (note, why) if n),
                 }
             )
     return rows
 
 
+def _row(name: str, protocol: str, metric: str, encoder: Encoder, train=None, test=None, epochs=0) -> dict:
+    """The columns every row has (``COLUMNS``), whether or not it was measured."""
+    return {
+        "dataset": name,
+        "protocol": protocol,
+        "metric": metric,
+        "train_samples": len(train) if train is not None else 0,
+        "test_samples": len(test) if test is not None else 0,
+        "epochs": epochs,
+        "encoder_sha256": encoder.sha256,
+        "encoder_release": encoder.release,
+        "dataset_version": train.attrs.get("version", "") if train is not None else "",
+        "dataset_release": train.release if train is not None else "",
+    }
+
+
+def _unmeasured(name, protocol, metric, reason, encoder, train=None, test=None) -> dict:
+    return {
+        **_row(name, protocol, metric, encoder, train, test),
+        "value": math.nan,
+        "trainable_params": 0,
+        "note": reason,
+    }
+
+
+def _metric_of(name: str) -> str:
+    """The metric of a dataset that is not built, from its product entry (micro F1 for multi-label)."""
+    from storage_schemas.label_products import LABEL_PRODUCTS
+
+    product = LABEL_PRODUCTS.get(name)
+    return "micro_f1" if product is not None and product.task == "multilabel" else "miou"
+
+
+def _empty_split_reason(name: str, path: Path) -> str:
+    """Why a dataset cannot be trained or tested on, from its split sizes ("" when it can)."""
+    splits = zarr.open_group(path, mode="r")["split"][:].tolist()
+    sizes = {s: splits.count(s) for s in ("train", "val", "test")}
+    listed = f"{len(splits)} samples: {sizes['train']} train, {sizes['val']} val, {sizes['test']} test"
+    if sizes["train"] == 0:
+        return f"no training split in {name} ({listed})"
+    if sizes["test"] == 0:
+        if sizes["train"] == len(splits):
+            return f"no test split in {name} ({len(splits)} samples, all in train)"
+        return f"no test split in {name} ({listed})"
+    return ""
+
+
+def _undefined_metric_reason(name: str, multilabel: bool, test_samples: int) -> str:
+    if multilabel:
+        return (
+            f"micro F1 undefined: no class present or predicted in the {test_samples} test samples of {name}"
+        )
+    return (
+        f"mIoU undefined: no labelled class pixel (only ignored background) in the {test_samples} test "
+        f"samples of {name}"
+    )
+
+
 def table_markdown(rows: list[dict]) -> str:
     """The paper's Table 2 shape: a row per protocol (with its trainable parameters), a column per
-    dataset (micro F1 x 100 for EnMAP-CORINE, mIoU x 100 for the others)."""
+    dataset (micro F1 x 100 for EnMAP-CORINE, mIoU x 100 for the others). Every ``n/a`` cell carries
+    a footnote number; the footnotes under the table give the reasons."""
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     protocols = list(dict.fromkeys(r["protocol"] for r in rows))
     by = {(r["dataset"], r["protocol"]): r for r in rows}
@@ -224,17 +291,22 @@ def table_markdown(rows: list[dict]) -> str:
         f"{d} ({'F1' if by[(d, protocols[0])]['metric'] == 'micro_f1' else 'mIoU'})" for d in datasets
     )
     lines = [head + " |", "|---" * (len(datasets) + 1) + "|"]
+    reasons: dict[str, int] = {}
     for p in protocols:
         params = max(r["trainable_params"] for r in rows if r["protocol"] == p)
-        cells = [_cell(by.get((d, p))) for d in datasets]
+        cells = [_cell(by.get((d, p)), reasons, d, p) for d in datasets]
         lines.append(f"| {p} ({params:,}) | " + " | ".join(cells) + " |")
+    if reasons:
+        lines += ["", *(f"({n}) {reason}  " for reason, n in reasons.items())]
     return "\n".join(lines)
 
 
-def _cell(row: dict | None) -> str:
-    if row is None or math.isnan(row["value"]):
-        return "n/a"
-    return f"{100 * row['value']:.1f}"
+def _cell(row: dict | None, reasons: dict[str, int], dataset: str, protocol: str) -> str:
+    if row is not None and not math.isnan(row["value"]):
+        return f"{100 * row['value']:.1f}"
+    reason = (row or {}).get("note") or f"{dataset} was not run with {protocol}"
+    number = reasons.setdefault(reason, len(reasons) + 1)
+    return f"n/a ({number})"
 
 
 def write_results(rows: list[dict], out: Path) -> tuple[Path, Path]:

@@ -41,7 +41,7 @@ from training.data import (
 )
 from training.distributed import Placement, close, mean_across, place
 from training.models.registry import build_encoder
-from training.plots import loss_curve_png, loss_table_markdown
+from training.plots import RunShape, loss_curve_png, loss_note, loss_table_markdown
 from training.recipes import after_step, recipe
 from training.reporting import Reporter, reporter
 
@@ -81,6 +81,8 @@ class PretrainResult:
     processes: int = 1
     device: str = "cpu"
     temporal_share: float = 0.0
+    loss_note: str | None = None
+    """Why the loss ended above where it started (``training.plots.loss_note``); None when it fell."""
 
 
 def learning_rate(cfg: PretrainConfig, epoch: int) -> float:
@@ -186,6 +188,8 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
         )
         loss_curve_png(history, out / "loss_curve.png")
     digest = checkpoints.sha256(encoder_path) if encoder_path.is_file() else ""
+    batch = cfg.batch_size * placement.world  # MoCo's queue takes every rank's keys
+    shape = RunShape.of(method, cfg.method, len(dataset), len(loader), batch, cfg.warmup_epochs)
     return PretrainResult(
         encoder_path,
         digest,
@@ -195,6 +199,7 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
         placement.world,
         placement.device.type,
         dataset.temporal_share,
+        loss_note(history, shape),
     )
 
 
@@ -215,6 +220,7 @@ def _metadata(result: PretrainResult, cfg: PretrainConfig) -> dict:
         "images_per_s": float(final.get("images_per_s", 0.0)),
         "loss_curve": {"raw_value": loss_table_markdown(result.history), "type": "md"},
         "loss_curve_png": {"raw_value": str(result.encoder_path.with_name("loss_curve.png")), "type": "path"},
+        **({"loss_note": {"raw_value": result.loss_note, "type": "text"}} if result.loss_note else {}),
         **({"init_from": {"raw_value": cfg.init_from, "type": "path"}} if cfg.init_from else {}),
     }
 
