@@ -44,8 +44,10 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	fi
 	$(BIN)/python -W ignore -m pipelines.demo
 
+# the workspace names the code location `spectralforge`, as the demo's runs do (-m would name it
+# pipelines.definitions, and the UI would not find their location to re-execute them)
 ui: setup $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python deploy/serve.py $(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p $(UI_PORT)
+	$(BIN)/python deploy/serve.py $(BIN)/dagster dev -w deploy/workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 test: setup
 	$(BIN)/pytest -q -n 2 --dist loadfile

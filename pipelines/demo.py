@@ -1,9 +1,12 @@
 """``make demo``: materialise every asset through Dagster on the instance under DAGSTER_HOME.
 
 For each sensor's chain (EnMAP, then DESIS when its archive exists): runs the catalog job, then
-does what the chain's tile sensor does on a daemon tick (register the new tiles as partitions,
-one run per batch) and runs those batches (quality and patches per tile), then the release job,
-so that the UI started afterwards with ``make ui`` shows every run. Prints a summary at the end.
+ticks the chain's tile sensor as the daemon would (``pipelines.location_runs.tick``: the sensor
+decides which tiles to register and which runs to request) and runs what it requests (quality and
+patches per tile), then the release job. Every run is created as the UI and the daemon create
+theirs, with the code location's origin (``pipelines.location_runs``), so that the UI started
+afterwards with ``make ui`` lists them under their jobs and on the Timeline, re-executes them, and
+shows the tile runs as launched by the sensor. Prints a summary at the end.
 """
 
 from __future__ import annotations
@@ -12,50 +15,46 @@ import sys
 from pathlib import Path
 
 import yaml
-from dagster import DagsterInstance, SensorResult, build_sensor_context
+from dagster import DagsterInstance
 
 from assets.chains import CHAINS, Chain
 from assets.labels.defs import LABEL_DATASET_ASSETS
-from pipelines.definitions import defs
+from pipelines.location_runs import IN_PROCESS, run_job, tick
 from pipelines.resources import resources_for
 from pipelines.sensors import TILE_SENSORS
 from spectralforge.cli import catalog_summary
 from storage_schemas.paths import DataLayout
 from storage_schemas.sensors import sensor_named
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-"""The demo prints what a person reads (quarantine warnings, progress), not every engine event."""
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **IN_PROCESS}
+"""The demo prints what a person reads (quarantine warnings, progress), not every engine event, and
+runs every step in its run's process (no step subprocesses), as ``execute_in_process`` did."""
+
+MAX_TICKS = 1000
+"""A bound on the sensor ticks of one chain (each registers up to 2,048 tiles)."""
 
 
 def run_chain(instance: DagsterInstance, chain: Chain) -> list[str] | None:
     """Catalog, tile runs and release of one chain; the summary lines, or None on failure."""
     data_root = resources_for()["data_root"]
-    catalog = defs.resolve_job_def(chain.job("catalog_job")).execute_in_process(
-        instance=instance, run_config=QUIET, raise_on_error=False
-    )
+    catalog = run_job(instance, chain.job("catalog_job"), QUIET)
     if not catalog.success:
         print(f"{chain.job('catalog_job')} failed; see `make ui` for the run log", file=sys.stderr)
         return None
-    tile_job = defs.resolve_job_def(chain.job("tiles_job"))
     runs, cursor = 0, None
-    while True:
-        context = build_sensor_context(instance=instance, cursor=cursor, resources={"data_root": data_root})
-        result = TILE_SENSORS[chain.sensor](context)
-        if not isinstance(result, SensorResult) or not result.run_requests:
+    for _ in range(MAX_TICKS):
+        ticked = tick(instance, TILE_SENSORS[chain.sensor], cursor, {"data_root": data_root}, QUIET)
+        if not ticked.runs:
+            if runs == 0 and ticked.skipped:
+                print(f"{TILE_SENSORS[chain.sensor].name}: {ticked.skipped}", file=sys.stderr)
             break
-        for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        for request in result.run_requests:
-            outcome = tile_job.execute_in_process(
-                instance=instance, tags=request.tags, run_config=QUIET, raise_on_error=False
-            )
-            runs += 1
+        for outcome in ticked.runs:
             if not outcome.success:
-                print(f"tile run {request.run_key} failed; see `make ui`", file=sys.stderr)
-        cursor = result.cursor
-    release = defs.resolve_job_def(chain.job("release_job")).execute_in_process(
-        instance=instance, run_config=QUIET, raise_on_error=False
-    )
+                run = instance.get_run_by_id(outcome.run_id)
+                print(f"tile run {run.tags.get('dagster/run_key')} failed; see `make ui`", file=sys.stderr)
+        runs += len(ticked.runs)
+        cursor = ticked.cursor
+    release = run_job(instance, chain.job("release_job"), QUIET)
     if not release.success:
         print(f"{chain.job('release_job')} failed; see `make ui` for the run log", file=sys.stderr)
         return None
@@ -86,9 +85,7 @@ def main() -> int:
         if summary is None:
             return 1
         lines += summary
-    labels = defs.resolve_job_def("labels_job").execute_in_process(
-        instance=instance, run_config=QUIET, raise_on_error=False
-    )
+    labels = run_job(instance, "labels_job", QUIET)
     lines += ["== label datasets ==", *label_summary(labels)]
     lines += [
         "== training (smoke: a small Spec. ViT, MoCo-v2, frozen-encoder benchmark) ==",
@@ -116,9 +113,7 @@ def train_smoke(instance: DagsterInstance) -> list[str]:
         ("benchmark_job", "benchmark_smoke.yaml", "benchmark_results"),
     ):
         run_config = {**yaml.safe_load((RUN_CONFIGS / config).read_text()), **QUIET}
-        result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=False
-        )
+        result = run_job(instance, job, run_config)
         if not result.success:
             return [*lines, f"{job} failed; see `make ui` for the run log"]
         md = result.asset_materializations_for_node(asset)[0].metadata
