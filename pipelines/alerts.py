@@ -170,7 +170,7 @@ def run_failure_report(
     name="run_failure_alert",
     default_status=DefaultSensorStatus.RUNNING,
     description=f"Posts every failed run of this code location (failed steps and their errors, partitions, "
-    f"retries, a link to the run) to the webhook in {WEBHOOK_ENV}; without it, only logs.",
+    f"retries, a link to the run) to the webhook in `{WEBHOOK_ENV}`; without it, only logs.",
 )
 def run_failure_alert(context: RunFailureSensorContext) -> None:
     summary, details = run_failure_report(

@@ -102,7 +102,7 @@ class PretrainRunConfig(Config):
     max_locations: int | None = _PRETRAIN.max_locations
     init_from: str | None = Field(
         default=None,
-        description="progressive pretraining: an encoder.pt to start from, or 'latest' for the encoder of "
+        description="progressive pretraining: an `encoder.pt` to start from, or 'latest' for the encoder of "
         "the last pretrained_encoder materialisation",
     )
     device: str = _PRETRAIN.device
