@@ -100,7 +100,7 @@ def tiles_sensor(chain: Chain):
         coverage = store_coverage(layout.store, chain.sensor)
         current = store_is_current(latest)
         plan = plan_registration(
-            tiles, registered, TILES_PER_RUN, MAX_NEW_TILES_PER_TICK, None if current else coverage.slots
+            tiles, registered, TILES_PER_RUN, MAX_NEW_TILES_PER_TICK, None if current else coverage.expected
         )
         _report_missing(context, chain, sorted(set(plan.missing) - set(cursor.get("missing", []))))
         busy = tiles_of_runs(
@@ -115,7 +115,7 @@ def tiles_sensor(chain: Chain):
         redo = (
             []
             if cursor.get("store") == store_id
-            else redo_batches(coverage.needs_patches, present, registered, busy, TILES_PER_RUN)
+            else redo_batches(coverage.tiles_to_run, present, registered, busy, TILES_PER_RUN)
         )
         runs = [_request(chain, "new", store_id, batch, name) for batch in plan.batches]
         runs += [_request(chain, "redo", store_id, batch, name) for batch in redo]

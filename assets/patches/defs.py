@@ -36,8 +36,8 @@ from assets.chains import CHAINS, Chain
 from assets.geometry.defs import GEOMETRY
 from assets.geometry.plan_io import read_locations, read_patches
 from assets.patches.commit import commit_path, commit_version
+from assets.patches.coverage import read_plan_progress
 from assets.patches.patchify import TILES_PER_TASK, has_current_commit, patchify_tiles, tile_jobs
-from assets.patches.plan_progress import read_plan_progress
 from assets.patches.release import collect_release
 from assets.patches.release_publish import FIGURE_FILES, publish_release, release_folder
 from assets.patches.store import StoreBands, allocate, create_store, open_store, read_slots, remove_store
@@ -236,7 +236,7 @@ def _release(context: AssetExecutionContext, layout: DataLayout) -> MaterializeR
 
 
 def _release_covers_the_plan(context: AssetCheckExecutionContext, layout: DataLayout) -> AssetCheckResult:
-    """Counted live from the current plan and the store's commit records (``plan_progress``), not from
+    """Counted live from the current plan and the commit records (``coverage.plan_progress``), not from
     the last release's manifest: a tile that entered the plan since (or got new patches) warns before
     its partition runs, however old the release is."""
     progress = read_plan_progress(layout)
@@ -252,11 +252,11 @@ def _release_covers_the_plan(context: AssetCheckExecutionContext, layout: DataLa
     except LookupError:  # ReleaseNotFoundError: no release yet
         metadata["latest_release"] = "none yet"
     if progress.complete:
-        description = f"every planned patch of the {progress.tiles_in_plan} planned tiles is committed"
+        description = f"every planned patch of the {len(progress.expected)} planned tiles is committed"
     else:
         description = (
             f"{len(progress.not_committed)} planned tiles have no commit and {len(progress.behind)} "
-            f"committed tiles lack {progress.planned_patches_not_written} planned patches in all: run their "
+            f"committed tiles lack {progress.missing} planned patches in all: run their "
             f"{layout.sensor} tile partitions, then the release"
         )
     return AssetCheckResult(

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from assets.patches.commit import read_commits
-from assets.patches.coverage import coverage_of
+from assets.patches.coverage import slot_coverage
 from assets.patches.store import open_store, read_slots, store_bands
 from storage_schemas.patch_store import LAYOUT_VERSION, CommitRecord
 from storage_schemas.release import PATCH_INDEX_SCHEMA, STATISTICS_COLUMNS
@@ -68,7 +68,7 @@ def collect_release(
         "tiles_in_plan": int(plan_patches["tile_id"].nunique()),
         "tiles_in_plan_not_committed": len(set(plan_patches["tile_id"]) - set(commits)),
     }
-    behind = coverage_of(slots, {r.tile_id: r for r in usable}).behind
+    behind = sorted(slot_coverage(slots, {r.tile_id: r for r in usable}).behind)
     counts["tiles_with_unwritten_new_slots"] = len(behind)
     locations = _locations(plan_locations, index)
     version = content_version(index, band_filter, statistics["wavelength_nm"].to_numpy())

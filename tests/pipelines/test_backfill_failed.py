@@ -108,4 +108,4 @@ def test_backfill_failed_and_missing_reruns_exactly_the_failed_tile(growing, tmp
         }
         assert ranges == {(tiles[1], tiles[1])}, "exactly the failed tile"
         assert partition_status(instance, tile_patches.key) == (set(tiles), set())
-        assert store_coverage(layout.store).needs_patches == []
+        assert store_coverage(layout.store).tiles_to_run == []

@@ -41,7 +41,7 @@ def test_a_failed_tile_is_a_failed_partition_and_a_rerun_of_the_failed_fixes_it(
     materialised, failed = partition_status(instance, tile_patches.key)
     assert failed == {tiles[1]}
     assert materialised == set(tiles) - {tiles[1]}
-    assert store_coverage(layout.store).uncommitted == [tiles[1]]
+    assert store_coverage(layout.store).not_committed == [tiles[1]]
 
     # "backfill failed and missing": exactly the failed partition, once the product is repaired
     shutil.copy(intact, image)
@@ -56,7 +56,7 @@ def test_a_failed_tile_is_a_failed_partition_and_a_rerun_of_the_failed_fixes_it(
     assert [e.partition for e in rerun.asset_materializations_for_node("tile_patches")] == [tiles[1]]
     for key in (tile_patches.key, tile_quality.key):
         assert partition_status(instance, key) == (set(tiles), set())
-    assert store_coverage(layout.store).needs_patches == []
+    assert store_coverage(layout.store).tiles_to_run == []
 
 
 def test_a_reexecution_keeps_the_tiles_an_earlier_attempt_committed(growing, tmp_path):
@@ -65,7 +65,7 @@ def test_a_reexecution_keeps_the_tiles_an_earlier_attempt_committed(growing, tmp
     nightly(layout, instance)
     first = tick(layout, instance)
     tiles = list(first.dynamic_partitions_requests[0].partition_keys)
-    planned = list(store_coverage(layout.store).slots)
+    planned = list(store_coverage(layout.store).expected)
     bad = read_tiles(layout.tiles).set_index("tile_id").loc[planned[0]]
     image = layout.archive / bad["product_path"] / json.loads(bad["files"])["image"]
     intact = tmp_path / "intact.tif"
@@ -88,7 +88,7 @@ def test_a_reexecution_keeps_the_tiles_an_earlier_attempt_committed(growing, tmp
     assert all(events[t]["committed_earlier"].value for t in good)
     assert "committed_earlier" not in events[planned[0]]
     assert {t: (layout.store / "commits" / f"{t}.json").stat().st_mtime_ns for t in good} == mtimes
-    assert store_coverage(layout.store).needs_patches == []
+    assert store_coverage(layout.store).tiles_to_run == []
 
 
 def test_a_catalog_only_run_a_tick_then_the_nightly_job_commit_every_planned_patch(growing):
@@ -115,7 +115,7 @@ def test_a_catalog_only_run_a_tick_then_the_nightly_job_commit_every_planned_pat
     assert requested == new
     assert all(r.success for r in run_requests(layout, instance, after))
     coverage = store_coverage(layout.store)
-    assert coverage.needs_patches == [] and set(coverage.slots) <= set(coverage.committed)
+    assert coverage.tiles_to_run == [] and coverage.complete
     assert isinstance(tick(layout, instance, after.cursor), SkipReason)
 
 
@@ -139,7 +139,7 @@ def test_a_tile_committed_before_it_had_slots_is_requested_again(growing):
         tags={"dagster/asset_partition_range_start": new[0], "dagster/asset_partition_range_end": new[-1]},
     ).success
     nightly(layout, instance)
-    lacking = store_coverage(layout.store).needs_patches
+    lacking = store_coverage(layout.store).tiles_to_run
     assert lacking, "the new tiles have slots now and commits without them"
     again = tick(layout, instance, first.cursor)
     redone = {t for r in again.run_requests for t in (r.tags["dagster/asset_partition_range_start"],)}
@@ -147,7 +147,7 @@ def test_a_tile_committed_before_it_had_slots_is_requested_again(growing):
         r.tags["spectralforge/reason"] == "slots without a commit" for r in again.run_requests
     )
     assert all(r.success for r in run_requests(layout, instance, again))
-    assert store_coverage(layout.store).needs_patches == []
+    assert store_coverage(layout.store).tiles_to_run == []
 
 
 def test_the_sensor_waits_while_a_catalog_run_is_in_progress(growing):
