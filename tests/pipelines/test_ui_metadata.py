@@ -7,6 +7,7 @@ UI's GraphQL serves.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -181,13 +182,14 @@ def test_the_release_links_its_figures_and_shows_one_small_thumbnail(released): 
     assert len(serialize_value(event)) < MAX_EVENT_BYTES
 
 
-def test_loading_the_code_location_prints_no_warnings():
+def test_loading_the_code_location_prints_no_warnings(tmp_path):
     """What every CLI command prints when it loads the code location; ``definitions validate``
     itself is superseded by ``dg check defs`` and says so, about itself, before loading anything."""
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}  # an instance of its own, whatever make exports
 
     def dagster(*args: str) -> subprocess.CompletedProcess:
         command = [str(Path(sys.executable).parent / "dagster"), *args, "-m", "pipelines.definitions"]
-        return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
 
     listed = dagster("asset", "list")
     assert listed.returncode == 0 and "tile_catalog" in listed.stdout
