@@ -14,6 +14,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
+from assets.archive.catalog_io import read_tiles
 from assets.archive.defs import enmap_tiles, tile_quality
 from assets.archive.simulator import simulate_archive
 from assets.patches.defs import tile_patches
@@ -43,6 +44,16 @@ def growing(archive_template: Path, tmp_path: Path) -> tuple[DataLayout, Path]:
         (later / product.parent.relative_to(layout.archive)).mkdir(parents=True, exist_ok=True)
         shutil.move(product, later / product.relative_to(layout.archive))
     return layout, later
+
+
+def truncate_image(layout: DataLayout, tile_id: str, keep: float, spare: Path) -> Path:
+    """Cut a catalogued product's SPECTRAL_IMAGE to ``keep`` of its size (a delivery broken after
+    the scan); the intact file is kept at ``spare``. Returns the image's path."""
+    row = read_tiles(layout.tiles).set_index("tile_id").loc[tile_id]
+    image = layout.archive / row["product_path"] / json.loads(row["files"])["image"]
+    shutil.copy(image, spare)
+    image.write_bytes(spare.read_bytes()[: int(spare.stat().st_size * keep)])
+    return image
 
 
 def deliver(later: Path, archive: Path) -> None:

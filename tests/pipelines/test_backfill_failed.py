@@ -5,7 +5,6 @@ submitted by the backfill daemon's loop against the code location (a gRPC server
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -20,12 +19,11 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import Queued
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
-from assets.archive.catalog_io import read_tiles
 from assets.archive.defs import enmap_tiles
 from assets.patches.coverage import store_coverage
 from assets.patches.defs import tile_patches
 from storage_schemas.paths import PROJECT_ROOT
-from tests.pipelines.conftest import nightly, partition_status, run_requests, tick
+from tests.pipelines.conftest import nightly, partition_status, run_requests, tick, truncate_image
 
 pytestmark = pytest.mark.slow
 
@@ -79,11 +77,8 @@ def test_backfill_failed_and_missing_reruns_exactly_the_failed_tile(growing, tmp
         nightly(layout, instance)
         first = tick(layout, instance)
         tiles = list(first.dynamic_partitions_requests[0].partition_keys)
-        bad = read_tiles(layout.tiles).set_index("tile_id").loc[tiles[1]]
-        image = layout.archive / bad["product_path"] / json.loads(bad["files"])["image"]
         intact = tmp_path / "intact.tif"
-        shutil.copy(image, intact)
-        image.write_bytes(intact.read_bytes()[: intact.stat().st_size // 3])
+        image = truncate_image(layout, tiles[1], 1 / 3, intact)
         [run] = run_requests(layout, instance, first)
         assert not run.success
         assert partition_status(instance, tile_patches.key)[1] == {tiles[1]}

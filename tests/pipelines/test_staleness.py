@@ -8,11 +8,7 @@ versions and lineage are exactly those the UI sees.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pyarrow.parquet as pq
-import pytest
 from dagster import AssetKey, AssetsDefinition, DagsterInstance, materialize
 from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
 from dagster._core.definitions.data_version import (
@@ -22,34 +18,15 @@ from dagster._core.definitions.data_version import (
 )
 from dagster._time import get_current_datetime
 
-from assets.archive.simulator import simulate_archive
 from pipelines.definitions import ASSETS, defs
 from storage_schemas.paths import DataLayout
-from tests.patches.conftest import ARCHIVE_MODEL, resources
+from tests.patches.conftest import resources
+from tests.pipelines.conftest import deliver
 
 CURATION = [
     AssetKey(k) for k in ("tile_catalog", "tile_overlap_graph", "temporal_intersections", "patch_plan")
 ] + [AssetKey("patch_store")]
 """``catalog_job``'s assets: scan, graph, Algorithm 1, plan, store allocation."""
-
-
-@pytest.fixture(scope="module")
-def archive_template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("stale") / "data"
-    simulate_archive(root, tiles=8, tile_size=256, seed=2, model=ARCHIVE_MODEL)
-    return root / "archive"
-
-
-@pytest.fixture
-def growing(archive_template: Path, tmp_path: Path) -> tuple[DataLayout, Path]:
-    """A data root whose archive lacks its last product; it waits in the returned folder."""
-    layout = DataLayout.at(tmp_path / "data")
-    shutil.copytree(archive_template, layout.archive, symlinks=True)
-    product = sorted(layout.archive.glob("*/*/ENMAP01-*"))[-1]
-    later = tmp_path / "later" / product.relative_to(layout.archive)
-    later.parent.mkdir(parents=True)
-    shutil.move(product, later)
-    return layout, later
 
 
 def _materialise(layout: DataLayout, instance: DagsterInstance, keys: list[AssetKey]) -> None:
@@ -91,7 +68,7 @@ def test_an_unchanged_rescan_keeps_the_chain_fresh_and_a_new_product_makes_it_st
     assert _data_versions(instance) == first
     assert _status(instance) == dict.fromkeys(CURATION, StaleStatus.FRESH)
 
-    shutil.move(later, layout.archive / later.relative_to(later.parents[2]))  # a new product arrives
+    deliver(later, layout.archive)  # new products arrive
     _materialise(layout, instance, CURATION[:1])
     assert _data_versions(instance)[CURATION[0]] != first[CURATION[0]]
     # what reads the catalog is out of date (the graph, Algorithm 1 and the plan read tiles.parquet);

@@ -7,7 +7,6 @@ tick, then the nightly job must end with every planned patch committed.
 
 from __future__ import annotations
 
-import json
 import shutil
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, SensorResult, SkipReason, materialize
@@ -18,7 +17,7 @@ from assets.patches.coverage import store_coverage
 from assets.patches.defs import tile_patches
 from pipelines.jobs import catalog_job
 from tests.patches.conftest import resources
-from tests.pipelines.conftest import deliver, nightly, partition_status, run_requests, tick
+from tests.pipelines.conftest import deliver, nightly, partition_status, run_requests, tick, truncate_image
 
 
 def test_a_failed_tile_is_a_failed_partition_and_a_rerun_of_the_failed_fixes_it(growing, tmp_path):
@@ -27,12 +26,8 @@ def test_a_failed_tile_is_a_failed_partition_and_a_rerun_of_the_failed_fixes_it(
     nightly(layout, instance)
     first = tick(layout, instance)
     tiles = list(first.dynamic_partitions_requests[0].partition_keys)
-    # a product truncated after it was catalogued
-    bad = read_tiles(layout.tiles).set_index("tile_id").loc[tiles[1]]
-    image = layout.archive / bad["product_path"] / json.loads(bad["files"])["image"]
     intact = tmp_path / "intact.tif"
-    shutil.copy(image, intact)
-    image.write_bytes(intact.read_bytes()[: intact.stat().st_size // 3])
+    image = truncate_image(layout, tiles[1], 1 / 3, intact)
 
     [run] = run_requests(layout, instance, first)
     assert not run.success
@@ -66,11 +61,8 @@ def test_a_reexecution_keeps_the_tiles_an_earlier_attempt_committed(growing, tmp
     first = tick(layout, instance)
     tiles = list(first.dynamic_partitions_requests[0].partition_keys)
     planned = list(store_coverage(layout.store).expected)
-    bad = read_tiles(layout.tiles).set_index("tile_id").loc[planned[0]]
-    image = layout.archive / bad["product_path"] / json.loads(bad["files"])["image"]
     intact = tmp_path / "intact.tif"
-    shutil.copy(image, intact)
-    image.write_bytes(b"II*\x00 truncated")
+    image = truncate_image(layout, planned[0], 0.0, intact)
     [run] = run_requests(layout, instance, first)
     assert not run.success
     good = {t for t in planned if t != planned[0]}
