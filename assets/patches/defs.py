@@ -20,6 +20,7 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     Config,
+    DagsterEventType,
     DataVersion,
     Failure,
     MaterializeResult,
@@ -133,15 +134,19 @@ def _tile_patches(
     except (FileNotFoundError, ValueError) as exc:  # StoreLayoutError is a ValueError
         raise Failure(description=str(exc)) from None
     results = []
-    if _is_reexecution(context):  # a retry or re-execution redoes only what lacks a current commit
+    done = _done_by_the_earlier_attempt(context)
+    if done:  # a retry or re-execution redoes only the tiles that failed in the run it repeats
         kept = []
         for job in jobs:
-            record = has_current_commit(job)
+            record = has_current_commit(job) if job.row["tile_id"] in done else None
             if record is None:
                 kept.append(job)
             else:
                 results.append(_committed_earlier(layout, record))
-        context.log.info(f"re-execution: {len(results)} tiles already committed, {len(kept)} to write")
+        context.log.info(
+            f"re-execution of run {context.run.parent_run_id}: {len(results)} tiles it committed are kept, "
+            f"{len(kept)} to write"
+        )
         jobs = kept
     started = time.perf_counter()
     batches = [jobs[i : i + TILES_PER_TASK] for i in range(0, len(jobs), TILES_PER_TASK)]
@@ -173,13 +178,24 @@ def _tile_patches(
     yield from tile_materializations(context, sorted(results, key=lambda r: keys.index(r.tile_id)))
 
 
-def _is_reexecution(context: AssetExecutionContext) -> bool:
-    """A run retry (the daemon's) or a re-execution from the UI: both name the run they repeat."""
-    return bool(context.run.parent_run_id or context.run.tags.get(PARENT_RUN_ID_TAG))
+def _done_by_the_earlier_attempt(context: AssetExecutionContext) -> set[str]:
+    """In a run retry (the daemon's) or a re-execution from the UI, the tiles the run it repeats
+    materialised (both name that run as their parent); empty in any other run. Only those are
+    kept: a tile whose commit is older than that run (its product since damaged, say) is read
+    again, so its partition says what the product is now."""
+    parent = context.run.parent_run_id or context.run.tags.get(PARENT_RUN_ID_TAG)
+    if not parent:
+        return set()
+    events = context.instance.all_logs(parent, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    return {
+        e.dagster_event.partition
+        for e in events
+        if e.dagster_event.asset_key == context.asset_key and e.dagster_event.partition
+    }
 
 
 def _committed_earlier(layout: DataLayout, record: CommitRecord) -> TileResult:
-    """A tile an earlier attempt of this run committed for the current slots: its partition is
+    """A tile the run this one repeats committed for the current slots: its partition is
     materialised again from its record, without reading the product."""
     written = len(record.written())
     metadata = {

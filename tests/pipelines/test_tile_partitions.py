@@ -83,6 +83,36 @@ def test_a_reexecution_keeps_the_tiles_an_earlier_attempt_committed(growing, tmp
     assert store_coverage(layout.store).tiles_to_run == []
 
 
+def test_a_retry_reads_again_a_tile_whose_commit_is_older_than_the_run_it_repeats(growing, tmp_path):
+    """Seen on the demo's instance: a tile committed last night, damaged since, fails in a run; the
+    retry must read it again (and fail again), not keep last night's commit as this run's work."""
+    layout, _ = growing
+    instance = DagsterInstance.ephemeral()
+    nightly(layout, instance)
+    first = tick(layout, instance)
+    assert all(r.success for r in run_requests(layout, instance, first))
+    tiles = list(first.dynamic_partitions_requests[0].partition_keys)
+    broken = next(iter(store_coverage(layout.store).expected))
+    truncate_image(layout, broken, 1 / 3, tmp_path / "intact.tif")
+    tags = first.run_requests[0].tags
+    attempt = materialize(
+        [tile_patches], instance=instance, resources=resources(layout), tags=tags, raise_on_error=False
+    )
+    assert not attempt.success
+    retry = materialize(
+        [tile_patches],
+        instance=instance,
+        resources=resources(layout),
+        tags={**tags, "dagster/parent_run_id": attempt.run_id},
+        raise_on_error=False,
+    )
+    assert not retry.success
+    assert broken not in {e.partition for e in retry.asset_materializations_for_node("tile_patches")}
+    materialised, failed = partition_status(instance, tile_patches.key)
+    assert failed == {broken}, "its latest attempt failed: the UI shows it failed"
+    assert materialised >= set(tiles) - {broken}
+
+
 def test_a_catalog_only_run_a_tick_then_the_nightly_job_commit_every_planned_patch(growing):
     layout, later = growing
     instance = DagsterInstance.ephemeral()
