@@ -5,8 +5,7 @@ recorded, or when an upstream asset's data version differs from the one it was c
 Both are plain strings; this module makes them (no Dagster import, the stage ``defs.py`` use it):
 
 - a *code version* is a hash of the stage's own source files (``assets/<stage>/**/*.py``): edit the
-  stage and its assets read "code changed", with nobody having to remember to bump a constant;
-  files that compute nothing for the assets (the archive simulator) can be left out.
+  stage and its assets read "code changed", with nobody having to remember to bump a constant.
 - a *data version* is a hash of what a step wrote, read back from its tables, blind to what only
   says *when* it ran (a scan time): an unchanged nightly re-scan gives the same data version, so
   nothing downstream turns stale, while one new product changes it.
@@ -25,16 +24,12 @@ VERSION_CHARS = 16
 """Hex characters kept of a SHA-256: short enough for the UI, far from colliding."""
 
 
-def source_version(folder: Path, exclude: Iterable[str] = ()) -> str:
-    """A hash of every ``*.py`` under ``folder`` (names and bytes, in path order), leaving out the
-    sub-folders named in ``exclude``. The same checkout gives the same version in the webserver, the
-    daemon and every run worker."""
-    skip = tuple(exclude)
+def source_version(folder: Path) -> str:
+    """A hash of every ``*.py`` under ``folder`` (names and bytes, in path order). The same checkout
+    gives the same version in the webserver, the daemon and every run worker."""
     h = hashlib.sha256()
     for path in sorted(folder.rglob("*.py")):
         relative = path.relative_to(folder)
-        if relative.parts[0] in skip:
-            continue
         h.update(relative.as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:VERSION_CHARS]

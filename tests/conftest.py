@@ -35,7 +35,7 @@ SIM_TILE_SIZE = 64
 @pytest.fixture(scope="session")
 def simulated_archive_template(tmp_path_factory) -> Path:
     """A small simulated archive, built once per session; tests get copies they may damage."""
-    from assets.archive.simulator import simulate_archive
+    from simulator import simulate_archive
 
     out = tmp_path_factory.mktemp("sim") / "data"
     simulate_archive(out, tiles=SIM_TILES, tile_size=SIM_TILE_SIZE, seed=3, workers=1)

@@ -51,8 +51,8 @@ from storage_schemas.sensors import sensor_named
 TILES_PER_RUN = 64
 """Tiles one run of a per-tile asset processes (on the Dask client), for backfills and the sensor."""
 
-CODE_VERSION = source_version(Path(__file__).parent, exclude=("simulator",))
-"""The archive stage's code (the simulator writes archives, it computes nothing of the assets)."""
+CODE_VERSION = source_version(Path(__file__).parent)
+"""The archive stage's code: scan, reader, catalog, quality."""
 VOLATILE_QUARANTINE_COLUMNS = ("detected_at",)
 """Quarantine columns that say when a scan ran, not what it found: left out of the data version."""
 CATALOG_METADATA = {

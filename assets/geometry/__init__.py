@@ -1,1 +1,1 @@
-"""Stage `geometry`: not built yet (see the open issues and DESIGN.md)."""
+"""The geometry stage: overlap graph, temporal intersections (Algorithm 1) and the patch plan."""

@@ -9,8 +9,8 @@ import pytest
 
 from assets.archive.catalog_report import reason_counts, reason_kind, reasons_markdown
 from assets.archive.scan import CatalogPolicy, scan_archive
-from assets.archive.simulator import simulate_archive
-from assets.archive.simulator.faults import FAULT_KINDS
+from simulator import simulate_archive
+from simulator.faults import FAULT_KINDS
 from storage_schemas.paths import DataLayout
 
 STANDALONE_NUMBER = re.compile(r"(?<![\w-])-?\d")

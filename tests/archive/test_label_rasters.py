@@ -17,24 +17,24 @@ import rasterio.warp
 from rasterio.windows import from_bounds
 from shapely.geometry import box
 
-from assets.archive.simulator.acquisitions import (
+from assets.labels.align import UNLABELLED, align_to_patch, describe_label_raster
+from simulator.acquisitions import (
     DEFAULT_VISIT_MODEL,
     DEMO_VISIT_MODEL,
     plan_acquisitions,
     utm_epsg,
 )
-from assets.archive.simulator.label_codes import CDL_CROP_WEIGHTS
-from assets.archive.simulator.label_grids import CDL_GRID, CORINE_GRID, NLCD_GRID
-from assets.archive.simulator.label_rasters import (
+from simulator.label_codes import CDL_CROP_WEIGHTS
+from simulator.label_grids import CDL_GRID, CORINE_GRID, NLCD_GRID
+from simulator.label_rasters import (
     BLOCKS_TAG,
     SIMULATED_TAG,
     footprint_blocks,
     plan_footprints,
     write_label_rasters,
 )
-from assets.archive.simulator.scene import biome_of, landscape_bias, surface_abundance
-from assets.archive.simulator.spectra import SURFACE_MATERIALS
-from assets.labels.align import UNLABELLED, align_to_patch, describe_label_raster
+from simulator.scene import biome_of, landscape_bias, surface_abundance
+from simulator.spectra import SURFACE_MATERIALS
 
 SEED = 7
 CDL_YEARS, NLCD_YEARS = (2022, 2023), (2021,)

@@ -17,24 +17,24 @@ import shapely
 
 from assets.archive.footprint import footprint_from_corners
 from assets.archive.metadata_xml import MetadataError, read_metadata
-from assets.archive.simulator import (
+from assets.archive.sources import gdal_path_of
+from simulator import (
     FAULT_KINDS,
     catalog_frame,
     coverage_stats,
     plan_acquisitions,
     simulate_archive,
 )
-from assets.archive.simulator import archive as archive_module
-from assets.archive.simulator.acquisitions import (
+from simulator import archive as archive_module
+from simulator.acquisitions import (
     LOCAL_SOLAR_TIME_H,
     ground_track_heading,
     swath_mask,
     utm_epsg,
 )
-from assets.archive.simulator.covers import draw_covers
-from assets.archive.simulator.product_writer import DELIVERY, FOLDER, ZIP
-from assets.archive.simulator.spectra import SURFACE_MATERIALS, spectral_library
-from assets.archive.sources import gdal_path_of
+from simulator.covers import draw_covers
+from simulator.product_writer import DELIVERY, FOLDER, ZIP
+from simulator.spectra import SURFACE_MATERIALS, spectral_library
 from storage_schemas.enmap_product import (
     NO_SIGNAL_BANDS_NM,
     NODATA,

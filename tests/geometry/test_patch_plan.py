@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from assets.archive.catalog_io import read_tiles
-from assets.archive.simulator import DEMO_VISIT_MODEL, simulate_archive
 from assets.geometry.intersections import temporal_intersections
 from assets.geometry.overlap_graph import build_overlap_graph
 from assets.geometry.patch_plan import PatchPlan, build_patch_plan
 from assets.geometry.plan_checks import overlapping_locations, patches_outside_tiles, unlisted_tiles
 from assets.resources import DaskCluster
+from simulator import DEMO_VISIT_MODEL, simulate_archive
 from storage_schemas.plan import PIXEL_M, location_id
 from tests.geometry.footprints import frame, tile
 

@@ -11,11 +11,11 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from assets.archive.defs import tile_catalog
-from assets.archive.simulator import simulate_archive
-from assets.archive.simulator.acquisitions import DEMO_VISIT_MODEL
 from assets.geometry.defs import patch_plan, temporal_intersections, tile_overlap_graph
 from assets.patches.defs import patch_store
 from assets.resources import DaskCluster, DataRoot
+from simulator import simulate_archive
+from simulator.acquisitions import DEMO_VISIT_MODEL
 from storage_schemas.paths import DataLayout
 
 PLANNED = [tile_catalog, tile_overlap_graph, temporal_intersections, patch_plan, patch_store]

@@ -9,10 +9,10 @@ import pandas as pd
 from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance, materialize
 
 from assets.archive.catalog_io import read_tiles
-from assets.archive.simulator import simulate_archive
 from assets.geometry.plan_io import read_patches
 from assets.patches.coverage import plan_progress
 from assets.patches.defs import release_covers_the_plan, spectral_earth
+from simulator import simulate_archive
 from storage_schemas.patch_store import CommitRecord
 from storage_schemas.paths import DataLayout
 from tests.patches.conftest import ARCHIVE_MODEL, PLANNED, resources

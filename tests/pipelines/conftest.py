@@ -16,10 +16,10 @@ from dagster._core.storage.partition_status_cache import get_and_update_asset_st
 
 from assets.archive.catalog_io import read_tiles
 from assets.archive.defs import enmap_tiles, tile_quality
-from assets.archive.simulator import simulate_archive
 from assets.patches.defs import tile_patches
 from assets.resources import DataRoot
 from pipelines.sensors import enmap_tiles_sensor
+from simulator import simulate_archive
 from storage_schemas.paths import DataLayout
 from tests.patches.conftest import ARCHIVE_MODEL, PLANNED, resources
 

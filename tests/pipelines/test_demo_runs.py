@@ -18,10 +18,10 @@ from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster_graphql.client.query import LAUNCH_PIPELINE_REEXECUTION_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
-from assets.archive.simulator import simulate_archive
 from assets.resources import DataRoot
 from pipelines.location_runs import IN_PROCESS, LOCATION_NAME, MODULE_NAME, run_job, run_key_taken, tick
 from pipelines.sensors import enmap_tiles_sensor
+from simulator import simulate_archive
 from storage_schemas.paths import PROJECT_ROOT, DataLayout
 
 

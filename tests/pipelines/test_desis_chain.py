@@ -12,13 +12,13 @@ from dagster import DagsterInstance, materialize
 
 from assets.archive.catalog_io import read_tiles
 from assets.archive.defs import ARCHIVE
-from assets.archive.simulator import simulate_archive
-from assets.archive.simulator.acquisitions import DEMO_VISIT_MODEL
 from assets.geometry.defs import GEOMETRY
 from assets.patches.defs import PATCHES, RELEASE_ASSET
 from assets.patches.store import open_store, store_bands
 from assets.resources import DaskCluster, DataRoot
 from pipelines.definitions import defs
+from simulator import simulate_archive
+from simulator.acquisitions import DEMO_VISIT_MODEL
 from storage_schemas.patch_store import StoreLayoutError
 from storage_schemas.paths import DataLayout
 from storage_schemas.release import LATEST, MANIFEST

@@ -7,10 +7,10 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from assets.archive.catalog_io import read_tiles, write_tiles
-from assets.archive.simulator import simulate_archive
 from assets.geometry.defs import patch_plan, patch_plan_is_valid, temporal_intersections, tile_overlap_graph
 from assets.geometry.plan_io import read_locations, read_patches
 from assets.resources import DaskCluster, DataRoot
+from simulator import simulate_archive
 from storage_schemas.paths import DataLayout
 
 GEOMETRY = [tile_overlap_graph, temporal_intersections, patch_plan, patch_plan_is_valid]

@@ -29,8 +29,8 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
 
-from assets.archive.simulator.acquisitions import PIXEL_SIZE_M, utm_epsg
-from assets.archive.simulator.scene import (
+from simulator.acquisitions import PIXEL_SIZE_M, utm_epsg
+from simulator.scene import (
     biome_of,
     ground_fields,
     landscape_bias,
@@ -38,7 +38,7 @@ from assets.archive.simulator.scene import (
     splitmix64,
     surface_abundance,
 )
-from assets.archive.simulator.spectra import SURFACE_MATERIALS
+from simulator.spectra import SURFACE_MATERIALS
 
 PEAK_SEASON_DOY = {True: 196, False: 14}
 """Day of year of the peak of the growing season, northern (True) and southern hemisphere: the

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from assets.archive.simulator.ground_cover import GroundCover, unit_interval
-from assets.archive.simulator.scene import splitmix64
-from assets.archive.simulator.spectra import SURFACE_MATERIALS
+from simulator.ground_cover import GroundCover, unit_interval
+from simulator.scene import splitmix64
+from simulator.spectra import SURFACE_MATERIALS
 
 WETLAND_WATER_SHARE = 0.2
 """Vegetated cells with more than this share of water are wetlands."""

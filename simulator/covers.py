@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from assets.archive.simulator.acquisitions import AcquisitionPlan
+from simulator.acquisitions import AcquisitionPlan
 
 COVER_KEYS = ("cloud_cover", "haze_cover", "cirrus_cover", "snow_cover", "cloud_shadow_cover")
 CLOUDY_SHARE = 0.15

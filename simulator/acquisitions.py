@@ -38,7 +38,7 @@ from functools import cache
 import numpy as np
 from pyproj import Geod, Transformer
 
-from assets.archive.simulator.sites import (
+from simulator.sites import (
     ANCHOR_SITES,
     CONUS_REGIONS,
     LABEL_ANCHOR_SITES,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assets.archive.simulator.acquisitions import GRID_OFFSET_M, PIXEL_SIZE_M, AcquisitionPlan
+from simulator.acquisitions import GRID_OFFSET_M, PIXEL_SIZE_M, AcquisitionPlan
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,11 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from assets.archive.footprint import footprint_from_corners
-from assets.archive.simulator.acquisitions import AcquisitionPlan
-from assets.archive.simulator.ground_cover import GroundCover, ground_cover
-from assets.archive.simulator.label_codes import cdl_codes, corine_grid_codes, nlcd_codes
-from assets.archive.simulator.label_grids import (
+from assets.atomic_files import replace_atomically
+from simulator.acquisitions import AcquisitionPlan
+from simulator.ground_cover import GroundCover, ground_cover
+from simulator.label_codes import cdl_codes, corine_grid_codes, nlcd_codes
+from simulator.label_grids import (
     BLOCK_PX,
     CDL_FILE_PATTERN,
     CDL_GRID,
@@ -53,7 +54,6 @@ from assets.archive.simulator.label_grids import (
     NLCD_YEARS,
     LabelGrid,
 )
-from assets.atomic_files import replace_atomically
 from storage_schemas.paths import DataLayout
 
 Block = tuple[int, int]
@@ -298,7 +298,7 @@ def _write_readme(label_root: Path) -> None:
         "# Simulated label sources (SpectralForge simulator)",
         "",
         "Every raster here is SIMULATED: written by the SpectralForge archive simulator",
-        "(`assets/archive/simulator/label_rasters.py`), not a real CORINE, CDL or NLCD product.",
+        "(`simulator/label_rasters.py`), not a real CORINE, CDL or NLCD product.",
         "Each file has the genuine CRS, grid, data type, no-data value, code convention and file name",
         "of the real product, holds data only in 512 x 512 blocks near the simulated archive's",
         "footprints (the rest is sparse: no data), and carries the GeoTIFF tag `SIMULATED`.",

@@ -27,9 +27,9 @@ import shapely
 
 from assets.archive.catalog_io import write_tiles
 from assets.archive.footprint import footprint_from_corners
-from assets.archive.simulator.acquisitions import PIXEL_SIZE_M, AcquisitionPlan
-from assets.archive.simulator.covers import COVER_KEYS
-from assets.archive.simulator.product_writer import file_names
+from simulator.acquisitions import PIXEL_SIZE_M, AcquisitionPlan
+from simulator.covers import COVER_KEYS
+from simulator.product_writer import file_names
 from storage_schemas.catalog import FOOTPRINT_CRS, STATUS_PRESENT, TILE_COLUMNS, TILE_FIELDS
 from storage_schemas.paths import DataLayout
 from storage_schemas.sensors import Sensor

@@ -26,7 +26,7 @@ mission scale. Modules:
   at any point; ``label_codes``: ground cover -> product codes).
 """
 
-from assets.archive.simulator.acquisitions import (
+from simulator.acquisitions import (
     DEFAULT_VISIT_MODEL,
     DEMO_VISIT_MODEL,
     STRIP_LENGTH_PMF,
@@ -36,10 +36,10 @@ from assets.archive.simulator.acquisitions import (
     VisitModel,
     plan_acquisitions,
 )
-from assets.archive.simulator.archive import SimulationSummary, simulate_archive
-from assets.archive.simulator.catalog_only import catalog_frame
-from assets.archive.simulator.coverage import coverage_stats, location_visit_counts
-from assets.archive.simulator.faults import FAULT_KINDS
+from simulator.archive import SimulationSummary, simulate_archive
+from simulator.catalog_only import catalog_frame
+from simulator.coverage import coverage_stats, location_visit_counts
+from simulator.faults import FAULT_KINDS
 
 __all__ = [
     "DEFAULT_VISIT_MODEL",

@@ -23,10 +23,10 @@ from functools import cache
 
 import numpy as np
 
-from assets.archive.simulator.acquisitions import PIXEL_SIZE_M, Tile, swath_mask
-from assets.archive.simulator.sites import LAND_REGIONS
-from assets.archive.simulator.spectra import SURFACE_MATERIALS, SpectralLibrary
-from assets.archive.simulator.sun import solar_position
+from simulator.acquisitions import PIXEL_SIZE_M, Tile, swath_mask
+from simulator.sites import LAND_REGIONS
+from simulator.spectra import SURFACE_MATERIALS, SpectralLibrary
+from simulator.sun import solar_position
 from storage_schemas.enmap_product import NO_SIGNAL_BANDS_NM, NODATA, REFLECTANCE_SCALE
 
 QUICKLOOK_VNIR_NM = (847.1, 671.21, 548.06)

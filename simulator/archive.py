@@ -16,18 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from assets.archive.simulator import faults as fault_kinds
-from assets.archive.simulator.acquisitions import (
+from simulator import faults as fault_kinds
+from simulator.acquisitions import (
     DEFAULT_VISIT_MODEL,
     MISSIONS,
     AcquisitionPlan,
     VisitModel,
     plan_acquisitions,
 )
-from assets.archive.simulator.catalog_only import write_catalog_only
-from assets.archive.simulator.covers import COVER_KEYS, draw_covers
-from assets.archive.simulator.packaging import delivery_member, delivery_name, write_delivery, zip_time
-from assets.archive.simulator.product_writer import (
+from simulator.catalog_only import write_catalog_only
+from simulator.covers import COVER_KEYS, draw_covers
+from simulator.packaging import delivery_member, delivery_name, write_delivery, zip_time
+from simulator.product_writer import (
     DELIVERY,
     FOLDER,
     STAGING,

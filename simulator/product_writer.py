@@ -30,17 +30,17 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from assets.archive.simulator import faults as fault_kinds
-from assets.archive.simulator.acquisitions import ENMAP_MISSION, PIXEL_SIZE_M, Mission, Tile
-from assets.archive.simulator.metadata_writer import (
+from simulator import faults as fault_kinds
+from simulator.acquisitions import ENMAP_MISSION, PIXEL_SIZE_M, Mission, Tile
+from simulator.metadata_writer import (
     ORBIT_SECONDS,
     SIMULATED_COMMENT,
     MetadataContent,
     metadata_xml,
 )
-from assets.archive.simulator.packaging import write_product_zip, zip_time
-from assets.archive.simulator.scene import SceneResult, render_scene
-from assets.archive.simulator.spectra import spectral_library
+from simulator.packaging import write_product_zip, zip_time
+from simulator.scene import SceneResult, render_scene
+from simulator.spectra import spectral_library
 from storage_schemas.enmap_product import NODATA
 from storage_schemas.sensors import DESIS, ENMAP, Sensor
 

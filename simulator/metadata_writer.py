@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from assets.archive.metadata_xml import SIMULATED_MARK
-from assets.archive.simulator.acquisitions import (
+from simulator.acquisitions import (
     EARTH_RADIUS_M,
     EARTH_ROTATION_RAD_S,
     GM_M3_S2,
@@ -33,8 +33,8 @@ from assets.archive.simulator.acquisitions import (
     PROCESSOR_VERSION,
     Tile,
 )
-from assets.archive.simulator.scene import QUICKLOOK_SWIR_NM, QUICKLOOK_VNIR_NM
-from assets.archive.simulator.sun import solar_position
+from simulator.scene import QUICKLOOK_SWIR_NM, QUICKLOOK_VNIR_NM
+from simulator.sun import solar_position
 from storage_schemas.enmap_product import BandTable, epsg_to_projection
 from storage_schemas.sensors import ENMAP, Sensor
 
