@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from assets.archive.scan import CatalogPolicy, scan_archive
-from assets.archive.simulator import simulate_archive
 from assets.resources import DaskCluster
+from simulator import simulate_archive
 from storage_schemas.paths import DataLayout
 
 FULL_ARCHIVE = 11_636

@@ -202,7 +202,7 @@ def simulated_patches(n: int, tiles: int, size: int, seed: int, scratch: Path) -
     """``n`` fully valid 128 x 128 windows (stride 64) of simulated tiles, cycled; and a description."""
     import rasterio
 
-    from assets.archive.simulator import simulate_archive
+    from simulator import simulate_archive
 
     keep = keep_bands()
     started = time.perf_counter()

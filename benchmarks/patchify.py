@@ -129,8 +129,8 @@ def products_for(tiles: int, tile_size: int, seed: int, model) -> int:
     """The smallest simulated archive whose products the catalog accepts at least ``tiles`` of
     (the simulator draws ~15% of products over the catalog's cloud limit)."""
     from assets.archive.scan import CatalogPolicy
-    from assets.archive.simulator import plan_acquisitions
-    from assets.archive.simulator.archive import product_specs
+    from simulator import plan_acquisitions
+    from simulator.archive import product_specs
 
     limit = CatalogPolicy().max_cloud_cover
     n = tiles
@@ -147,11 +147,11 @@ def prepare(root: Path, args: argparse.Namespace) -> dict[str, float | int | Non
     from dagster import DagsterInstance, materialize
 
     from assets.archive.defs import tile_catalog
-    from assets.archive.simulator import simulate_archive
-    from assets.archive.simulator.acquisitions import DEMO_VISIT_MODEL
     from assets.geometry.defs import patch_plan, temporal_intersections, tile_overlap_graph
     from assets.patches.defs import patch_store
     from assets.resources import DaskCluster, DataRoot
+    from simulator import simulate_archive
+    from simulator.acquisitions import DEMO_VISIT_MODEL
     from storage_schemas.paths import DataLayout
 
     layout = DataLayout.at(root)

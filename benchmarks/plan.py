@@ -53,11 +53,11 @@ def sci(value: Decimal | int) -> str:
 def run_one(size: int, args: argparse.Namespace) -> dict:
     """One size, in this process: simulate (or reuse) the catalog, then time each stage."""
     from assets.archive.catalog_io import read_tiles
-    from assets.archive.simulator import simulate_archive
     from assets.geometry.intersections import temporal_intersections
     from assets.geometry.overlap_graph import build_overlap_graph
     from assets.geometry.patch_plan import build_patch_plan
     from assets.geometry.plan_report import plan_summary
+    from simulator import simulate_archive
 
     root = args.data / f"tiles-{size}-seed{args.seed}"
     path = root / "catalog" / "tiles.parquet"

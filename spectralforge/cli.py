@@ -18,7 +18,7 @@ from storage_schemas.paths import DataLayout
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from assets.archive.simulator import VISIT_MODELS, simulate_archive
+    from simulator import VISIT_MODELS, simulate_archive
 
     summary = simulate_archive(
         Path(args.out),
@@ -33,8 +33,8 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     print(summary.describe())
     if not args.catalog_only and not args.no_labels:
-        from assets.archive.simulator.acquisitions import MISSIONS, plan_acquisitions
-        from assets.archive.simulator.label_rasters import write_label_rasters_for_archive
+        from simulator.acquisitions import MISSIONS, plan_acquisitions
+        from simulator.label_rasters import write_label_rasters_for_archive
 
         model, mission = VISIT_MODELS[args.visit_model], MISSIONS[args.sensor]
         plan = plan_acquisitions(args.tiles, args.tile_size, args.seed, model, mission)
