@@ -41,6 +41,16 @@ class Chain:
         """Asset group in the UI: one per stage and sensor."""
         return self.job(stage)
 
+    def asset_args(self, name: str, stage: str, code_version: str) -> dict:
+        """What every asset decorator of the chain says the same way: its name under the chain's
+        key prefix, the stage's group and the stage's code version."""
+        return {
+            "name": name,
+            "key_prefix": self.key_prefix,
+            "group_name": self.group(stage),
+            "code_version": code_version,
+        }
+
 
 ENMAP_CHAIN = Chain("enmap", (), "enmap_tiles", "spectral_earth", "enmap_archive")
 DESIS_CHAIN = Chain("desis", ("desis",), "desis_tiles", "release", "archive")

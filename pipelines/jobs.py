@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dagster import AssetSelection, define_asset_job
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from assets.archive.defs import ARCHIVE
 from assets.chains import CHAINS, Chain
@@ -30,18 +29,20 @@ TILE_RUN_RETRIES = {"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_
 """Tags of tile runs: two retries, each re-running only the failed steps."""
 TRAINING_RUN_RETRIES = {"dagster/max_retries": "1", "dagster/retry_strategy": "FROM_FAILURE"}
 """Tags of training runs: one retry, which resumes from the last checkpoint."""
+AssetJob = type(define_asset_job("asset_job_type"))
+"""The class of what ``define_asset_job`` returns (Dagster does not export it by name)."""
 CATALOG_RUN_TAG = "spectralforge/catalog"
 """On catalog runs, valued with the chain's sensor: the run queue's limit of one per value."""
 
 
 @dataclass(frozen=True)
 class ChainJobs:
-    catalog: UnresolvedAssetJobDefinition
-    tile_quality: UnresolvedAssetJobDefinition
-    tiles: UnresolvedAssetJobDefinition
-    release: UnresolvedAssetJobDefinition
+    catalog: AssetJob
+    tile_quality: AssetJob
+    tiles: AssetJob
+    release: AssetJob
 
-    def all(self) -> list[UnresolvedAssetJobDefinition]:
+    def all(self) -> list[AssetJob]:
         return [self.catalog, self.tile_quality, self.tiles, self.release]
 
 

@@ -94,13 +94,10 @@ def archive_assets(chain: Chain) -> ArchiveAssets:
     )
 
     @asset(
-        name="tile_catalog",
-        key_prefix=chain.key_prefix,
+        **chain.asset_args("tile_catalog", "archive", CODE_VERSION),
         deps=[archive],
-        group_name=group,
         kinds={"geoparquet"},
         metadata=CATALOG_METADATA,
-        code_version=CODE_VERSION,
         pool=DASK_POOL,
         description=f"One row per accepted {sensor.mission} product (`catalog/tiles.parquet`, GeoParquet, "
         "footprints in EPSG:4326) and the refused ones with a reason (`catalog/quarantine.parquet`). "
@@ -126,13 +123,10 @@ def archive_assets(chain: Chain) -> ArchiveAssets:
         return _unreadable_share(data_root.layout(chain.sensor))
 
     @asset(
-        name="tile_quality",
-        key_prefix=chain.key_prefix,
+        **chain.asset_args("tile_quality", "archive", CODE_VERSION),
         partitions_def=tiles,
         deps=[tile_catalog],
-        group_name=group,
         kinds={"png"},
-        code_version=CODE_VERSION,
         pool=DASK_POOL,
         output_required=False,  # one materialisation per tile that succeeded (assets.tile_outcomes)
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),

@@ -188,16 +188,12 @@ class GeometryAssets:
 
 def geometry_assets(chain: Chain, tile_catalog: AssetsDefinition) -> GeometryAssets:
     """The geometry stage of one sensor's chain, downstream of its ``tile_catalog``."""
-    group = chain.group("geometry")
 
     @asset(
-        name="tile_overlap_graph",
-        key_prefix=chain.key_prefix,
+        **chain.asset_args("tile_overlap_graph", "geometry", CODE_VERSION),
         deps=[tile_catalog],
-        group_name=group,
         kinds={"parquet"},
         metadata=schema_metadata(OVERLAP_EDGE_SCHEMA),
-        code_version=CODE_VERSION,
         description="Tiles as nodes, an edge where two valid footprints share room for a full 128 px patch "
         "(measured in metres, across UTM zones too), and the connected components "
         "(`plan/overlap_graph.parquet`).",
@@ -206,13 +202,10 @@ def geometry_assets(chain: Chain, tile_catalog: AssetsDefinition) -> GeometryAss
         return _tile_overlap_graph(context, data_root.layout(chain.sensor))
 
     @asset(
-        name="temporal_intersections",
-        key_prefix=chain.key_prefix,
+        **chain.asset_args("temporal_intersections", "geometry", CODE_VERSION),
         deps=[tile_overlap_graph, tile_catalog],  # it reads the catalog's footprints too
-        group_name=group,
         kinds={"geoparquet", "dask"},
         metadata=schema_metadata(INTERSECTION_FIELDS, geometry="the tuple's common area, EPSG:4326"),
-        code_version=CODE_VERSION,
         pool=DASK_POOL,
         description="SpectralEarth's Algorithm 1: tile tuples that share room for a patch, found "
         "breadth-first with a beam, one connected component per Dask task (`plan/intersections.parquet`).",
@@ -223,16 +216,13 @@ def geometry_assets(chain: Chain, tile_catalog: AssetsDefinition) -> GeometryAss
         return _temporal_intersections(context, config, data_root.layout(chain.sensor), dask)
 
     @asset(
-        name="patch_plan",
-        key_prefix=chain.key_prefix,
+        **chain.asset_args("patch_plan", "geometry", CODE_VERSION),
         deps=[temporal_intersections, tile_catalog],  # it reads the catalog's pixel grids too
-        group_name=group,
         kinds={"geoparquet"},
         metadata={
             **schema_metadata(LOCATION_FIELDS, geometry="the window, EPSG:4326"),
             **schema_metadata(PATCH_SCHEMA, table="patches"),
         },
-        code_version=CODE_VERSION,
         description="Non-overlapping 128 x 128 px locations on the products' pixel grids, cut from "
         "higher-order intersections first, each listing every tile that contains it "
         "(`plan/locations.parquet`, `plan/patches.parquet`). Grows incrementally: earlier locations keep "

@@ -297,15 +297,11 @@ class PatchAssets:
 def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
     """The patch stage of one sensor's chain, downstream of its ``patch_plan``: the store, the
     per-tile patches (the chain's dynamic partitions) and the release."""
-    group = chain.group("patches")
 
     @asset(
-        name="patch_store",
-        key_prefix=chain.key_prefix,
+        **chain.asset_args("patch_store", "patches", CODE_VERSION),
         deps=[patch_plan],
-        group_name=group,
         kinds={"zarr"},
-        code_version=CODE_VERSION,
         description="The patch store's layout and slot allocation (`stores/<dataset>.zarr`, Zarr v3): every "
         "plan patch gets a slot, in whole shards per tile, so tile partitions write disjoint "
         "files. Growth appends shards; nothing moves. The store records its sensor and band "
@@ -317,13 +313,10 @@ def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
         return _patch_store(context, config, data_root.layout(chain.sensor))
 
     @asset(
-        name="tile_patches",
-        key_prefix=chain.key_prefix,
+        **chain.asset_args("tile_patches", "patches", CODE_VERSION),
         partitions_def=ARCHIVE[chain.sensor].partitions,
         deps=[patch_store],
-        group_name=group,
         kinds={"zarr"},
-        code_version=CODE_VERSION,
         pool=DASK_POOL,
         output_required=False,  # one materialisation per tile that succeeded (assets.tile_outcomes)
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=TILES_PER_RUN),
@@ -338,13 +331,10 @@ def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
         yield from _tile_patches(context, config, data_root.layout(chain.sensor), dask)
 
     @asset(
-        name=chain.release,
-        key_prefix=chain.key_prefix,
+        **chain.asset_args(chain.release, "patches", CODE_VERSION),
         deps=[tile_patches],
-        group_name=group,
         kinds={"zarr", "stac", "geoparquet"},
         metadata=schema_metadata(PATCH_INDEX_SCHEMA),
-        code_version=CODE_VERSION,
         description="The versioned release of the committed tiles (`releases/<dataset>/<version>/`, `LATEST` "
         "names the newest): patch and location index, exact per-band statistics, a STAC "
         "Collection with stac-geoparquet items, and the paper's figures. The version is a hash"
