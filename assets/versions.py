@@ -4,8 +4,9 @@ Dagster marks an asset stale when its code version differs from the one its last
 recorded, or when an upstream asset's data version differs from the one it was computed from.
 Both are plain strings; this module makes them (no Dagster import, the stage ``defs.py`` use it):
 
-- a *code version* is a hash of the stage's own source files (``assets/<stage>/**/*.py``): edit the
-  stage and its assets read "code changed", with nobody having to remember to bump a constant.
+- a *code version* is a hash of the stage's own source files (``assets/<stage>/**/*.py``,
+  ``storage_schemas.source_versions``): edit the stage and its assets read "code changed", with
+  nobody having to remember to bump a constant.
 - a *data version* is a hash of what a step wrote, read back from its tables, blind to what only
   says *when* it ran (a scan time): an unchanged nightly re-scan gives the same data version, so
   nothing downstream turns stale, while one new product changes it.
@@ -20,19 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-VERSION_CHARS = 16
-"""Hex characters kept of a SHA-256: short enough for the UI, far from colliding."""
+from storage_schemas.source_versions import VERSION_CHARS, source_version
 
-
-def source_version(folder: Path) -> str:
-    """A hash of every ``*.py`` under ``folder`` (names and bytes, in path order). The same checkout
-    gives the same version in the webserver, the daemon and every run worker."""
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*.py")):
-        relative = path.relative_to(folder)
-        h.update(relative.as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:VERSION_CHARS]
+__all__ = ["data_version", "source_version", "table_digest"]
 
 
 def table_digest(table: pa.Table, ignore: Iterable[str] = ()) -> str:

@@ -19,16 +19,15 @@ from dagster import DagsterInstance
 
 from assets.chains import CHAINS, Chain
 from assets.labels.defs import LABEL_DATASET_ASSETS
-from pipelines.location_runs import IN_PROCESS, run_job, tick
+from pipelines.location_runs import run_job, tick
 from pipelines.resources import resources_for
 from pipelines.sensors import TILE_SENSORS
 from spectralforge.cli import catalog_summary
 from storage_schemas.paths import DataLayout
 from storage_schemas.sensors import sensor_named
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **IN_PROCESS}
-"""The demo prints what a person reads (quarantine warnings, progress), not every engine event, and
-runs every step in its run's process (no step subprocesses), as ``execute_in_process`` did."""
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+"""The demo prints what a person reads (quarantine warnings, progress), not every engine event."""
 
 MAX_TICKS = 1000
 """A bound on the sensor ticks of one chain (each registers up to 2,048 tiles)."""

@@ -46,10 +46,6 @@ LOCATION_NAME: str = _DAGSTER["code_location_name"]
 """The code location's name in the UI (``spectralforge``; ``deploy/workspace.yaml`` says the same)."""
 DEFINITIONS_ATTRIBUTE = "defs"
 
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-"""Run config that runs every step in the run's own process (no step subprocesses that would each
-import the code location again), as ``execute_in_process`` did."""
-
 
 def location_origin() -> ManagedGrpcPythonEnvCodeLocationOrigin:
     """The code location as the workspace of ``make ui`` and the daemon knows it."""

@@ -17,6 +17,10 @@ from typing import Any
 
 import torch
 
+from storage_schemas.source_versions import source_version
+
+TRAINING_ROOT = Path(__file__).resolve().parent
+"""The training package, whose sources are its code version."""
 LAST = "checkpoint-last.pt"
 ENCODER = "encoder.pt"
 
@@ -52,9 +56,4 @@ def seed_epoch(seed: int, epoch: int) -> torch.Generator:
 def code_version(root: Path | None = None) -> str:
     """A hash of the training code (every ``*.py`` under ``training/``): the version a checkpoint
     records, and the Dagster code version of the assets that run it."""
-    root = root or Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+    return source_version(root or TRAINING_ROOT)

@@ -38,11 +38,12 @@ from assets.patches.defs import RELEASE_ASSET
 from assets.resources import DataRoot
 from assets.training.run_lock import RunFolderBusyError, hold_run_folder
 from storage_schemas.label_products import LABEL_PRODUCTS
+from storage_schemas.paths import PROJECT_ROOT
 from storage_schemas.release import ReleaseNotFoundError, resolve_release
-from training.checkpoints import code_version
+from storage_schemas.source_versions import source_version
 from training.config import BenchmarkConfig, PretrainConfig
 
-TRAINING_CODE_VERSION = code_version()
+TRAINING_CODE_VERSION = source_version(PROJECT_ROOT / "training")
 
 
 GPU_POOL = "gpu"

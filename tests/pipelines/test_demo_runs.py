@@ -19,7 +19,7 @@ from dagster_graphql.client.query import LAUNCH_PIPELINE_REEXECUTION_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from assets.resources import DataRoot
-from pipelines.location_runs import IN_PROCESS, LOCATION_NAME, MODULE_NAME, run_job, run_key_taken, tick
+from pipelines.location_runs import LOCATION_NAME, MODULE_NAME, run_job, run_key_taken, tick
 from pipelines.sensors import enmap_tiles_sensor
 from simulator import simulate_archive
 from storage_schemas.paths import PROJECT_ROOT, DataLayout
@@ -35,7 +35,7 @@ def _run_config(layout: DataLayout) -> dict:
     """The demo's run config, with this test's data root instead of the environment's."""
     data_root = {"data_root": str(layout.root), "archive": str(layout.archive), "desis_archive": ""}
     resources = {"data_root": {"config": data_root}, "dask": {"config": {"n_workers": 0}}}
-    return {**IN_PROCESS, "resources": resources}
+    return {"resources": resources}
 
 
 def _reexecute_as_the_ui_does(instance, run_id: str) -> dict:
