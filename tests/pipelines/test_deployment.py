@@ -120,6 +120,65 @@ def test_the_local_instance_applies_them(tmp_path):
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 0
 
 
+PG_ENV = {
+    "DAGSTER_PG_HOST": "db.example",
+    "DAGSTER_PG_PORT": "6543",
+    "DAGSTER_PG_USER": "dagster",
+    "DAGSTER_PG_PASSWORD": "s3cret",
+    "DAGSTER_PG_DB": "spectralforge",
+}
+"""A connection that differs from every default, so that each value is seen coming from the environment."""
+
+
+def _postgres_storage(tmp_path: Path, monkeypatch, env: dict):
+    """The production file's storage config as the instance resolves it from ``env`` (Dagster's
+    post-processing of its ``env:`` sources), without connecting."""
+    from dagster._config import process_config
+    from dagster._core.storage.config import pg_config
+
+    for name in PG_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return process_config(
+        pg_config(), _validated(DEPLOY / "dagster.postgres.yaml", tmp_path)["storage"]["postgres"]
+    )
+
+
+def test_the_production_instance_takes_its_connection_from_the_environment_through_psycopg2(
+    tmp_path, monkeypatch
+):
+    """Host, port, user, password and database come from ``DAGSTER_PG_*``; the URL names psycopg2,
+    the driver dagster-postgres is written for (SQLAlchemy 2.1 reads a bare ``postgresql://`` as
+    psycopg 3), and that driver is a declared dependency that imports."""
+    import sqlalchemy
+    from dagster_postgres.utils import pg_url_from_config
+
+    resolved = _postgres_storage(tmp_path, monkeypatch, PG_ENV)
+    assert resolved.success, resolved.errors
+    url = pg_url_from_config(resolved.value)
+    assert url == "postgresql+psycopg2://dagster:s3cret@db.example:6543/spectralforge"
+    assert sqlalchemy.engine.make_url(url).get_dialect().import_dbapi().__name__ == "psycopg2"
+    dependencies = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("psycopg2-binary") for d in dependencies)
+
+
+def test_the_production_instance_without_a_port_names_the_variable(tmp_path, monkeypatch):
+    resolved = _postgres_storage(
+        tmp_path, monkeypatch, {k: v for k, v in PG_ENV.items() if k != "DAGSTER_PG_PORT"}
+    )
+    assert not resolved.success
+    assert "DAGSTER_PG_PORT" in resolved.errors[0].message
+
+
+def test_the_chart_connects_with_the_same_driver_as_the_production_file():
+    values = yaml.safe_load((DEPLOY / "k8s" / "values.yaml").read_text())
+    production = yaml.safe_load((DEPLOY / "dagster.postgres.yaml").read_text())
+    assert (
+        values["postgresql"]["postgresqlScheme"] == production["storage"]["postgres"]["postgres_db"]["scheme"]
+    )
+
+
 def _chart_instance(values: dict) -> dict:
     """The part of the instance's dagster.yaml that chart 1.13.27 renders from these values: its
     ``_run-coordinator.tpl`` (a ``config`` only when a queuedRunCoordinator value is set, and then
