@@ -3,7 +3,6 @@ writer of label rasters in real label-product CRSs placed over its patches."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from assets.geometry.plan_io import read_locations, read_patches
 from assets.patches.release import collect_release
 from assets.patches.release_publish import publish_release
 from storage_schemas.paths import DataLayout
+from tests.copies import copy_data_root
 from tests.patches.conftest import planned_template  # noqa: F401  (the shared session fixture)
 from tests.patches.helpers import planned_tiles, run_tiles
 
@@ -19,7 +19,7 @@ from tests.patches.helpers import planned_tiles, run_tiles
 @pytest.fixture(scope="session")
 def released_template(planned_template: Path, tmp_path_factory) -> Path:  # noqa: F811
     root = tmp_path_factory.mktemp("released") / "data"
-    shutil.copytree(planned_template, root, symlinks=True)
+    copy_data_root(planned_template, root)
     layout = DataLayout.at(root)
     run_tiles(layout, planned_tiles(layout))
     content = collect_release(layout.store, read_locations(layout.locations), read_patches(layout.patches))
@@ -31,5 +31,4 @@ def released_template(planned_template: Path, tmp_path_factory) -> Path:  # noqa
 def released(released_template: Path, tmp_path: Path) -> DataLayout:
     """A fresh copy of a data root with a published release and its store."""
     root = tmp_path / "data"
-    shutil.copytree(released_template, root, symlinks=True)
-    return DataLayout.at(root)
+    return DataLayout.at(copy_data_root(released_template, root))

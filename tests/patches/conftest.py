@@ -3,7 +3,6 @@ tests get copies of it (data root and all) that they may write into and damage."
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from assets.resources import DaskCluster, DataRoot
 from simulator import simulate_archive
 from simulator.acquisitions import DEMO_VISIT_MODEL
 from storage_schemas.paths import DataLayout
+from tests.copies import copy_data_root
 
 PLANNED = [tile_catalog, tile_overlap_graph, temporal_intersections, patch_plan, patch_store]
 ARCHIVE_MODEL = replace(DEMO_VISIT_MODEL, anchors=())
@@ -46,5 +46,4 @@ def planned_template(tmp_path_factory) -> Path:
 def planned(planned_template: Path, tmp_path: Path) -> DataLayout:
     """A fresh copy of the planned data root: catalog, plan and an allocated, empty store."""
     root = tmp_path / "data"
-    shutil.copytree(planned_template, root, symlinks=True)
-    return DataLayout.at(root)
+    return DataLayout.at(copy_data_root(planned_template, root))

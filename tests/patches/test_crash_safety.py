@@ -4,7 +4,6 @@ uninterrupted run. Two runs on different tiles at once give the same store as on
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from storage_schemas.paths import DataLayout
+from tests.copies import copy_data_root
 from tests.patches.helpers import planned_tiles, run_tiles, tree_digest
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def _writer(root: Path, tiles: list[str]) -> subprocess.Popen:
 @pytest.fixture
 def reference(planned_template: Path, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
     layout = DataLayout.at(tmp_path / "reference")
-    shutil.copytree(planned_template, layout.root)
+    copy_data_root(planned_template, layout.root)
     tiles = planned_tiles(layout)
     assert all(not o.error for o in run_tiles(layout, tiles))
     return tiles, tree_digest(layout.store)

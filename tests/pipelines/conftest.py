@@ -19,26 +19,25 @@ from assets.archive.defs import enmap_tiles, tile_quality
 from assets.patches.defs import tile_patches
 from assets.resources import DataRoot
 from pipelines.sensors import enmap_tiles_sensor
-from simulator import simulate_archive
 from storage_schemas.paths import DataLayout
-from tests.patches.conftest import ARCHIVE_MODEL, PLANNED, resources
+from tests.copies import link_archive, replace_bytes
+from tests.patches.conftest import PLANNED, planned_template, resources  # noqa: F401
 
 HELD_BACK = 3
 """Products kept out of the first scan: the 'new tiles' of the next night."""
 
 
 @pytest.fixture(scope="session")
-def archive_template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("growing") / "data"
-    simulate_archive(root, tiles=8, tile_size=256, seed=2, model=ARCHIVE_MODEL)
-    return root / "archive"
+def archive_template(planned_template: Path) -> Path:  # noqa: F811
+    """The planned root's archive, as simulated: the pipeline never writes into an archive."""
+    return planned_template / "archive"
 
 
 @pytest.fixture
 def growing(archive_template: Path, tmp_path: Path) -> tuple[DataLayout, Path]:
     """A data root whose archive lacks its last products; they wait in the returned folder."""
     layout = DataLayout.at(tmp_path / "data")
-    shutil.copytree(archive_template, layout.archive, symlinks=True)
+    link_archive(archive_template, layout.archive)
     later = tmp_path / "later"
     for product in sorted(layout.archive.glob("*/*/ENMAP01-*"))[-HELD_BACK:]:
         (later / product.parent.relative_to(layout.archive)).mkdir(parents=True, exist_ok=True)
@@ -52,7 +51,7 @@ def truncate_image(layout: DataLayout, tile_id: str, keep: float, spare: Path) -
     row = read_tiles(layout.tiles).set_index("tile_id").loc[tile_id]
     image = layout.archive / row["product_path"] / json.loads(row["files"])["image"]
     shutil.copy(image, spare)
-    image.write_bytes(spare.read_bytes()[: int(spare.stat().st_size * keep)])
+    replace_bytes(image, spare.read_bytes()[: int(spare.stat().st_size * keep)])
     return image
 
 

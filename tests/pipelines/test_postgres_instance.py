@@ -27,6 +27,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from assets.archive.catalog_io import read_tiles
 from storage_schemas.paths import PROJECT_ROOT, DataLayout
+from tests.copies import link_archive
 from tests.postgres import PostgresServer, postgres_binary, throwaway_postgres
 
 pytestmark = pytest.mark.slow
@@ -110,7 +111,7 @@ def test_the_chain_runs_on_postgres_with_the_daemons_sensor(
     postgres: PostgresServer, archive_template: Path, tmp_path: Path, monkeypatch
 ):
     layout = DataLayout.at(tmp_path / "data")
-    shutil.copytree(archive_template, layout.archive, symlinks=True)
+    link_archive(archive_template, layout.archive)
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(DEPLOY / "dagster.postgres.yaml", home / "dagster.yaml")
