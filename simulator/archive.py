@@ -26,7 +26,14 @@ from simulator.acquisitions import (
 )
 from simulator.catalog_only import write_catalog_only
 from simulator.covers import COVER_KEYS, draw_covers
-from simulator.packaging import delivery_member, delivery_name, write_delivery, zip_time
+from simulator.packaging import (
+    delivery_member,
+    delivery_name,
+    tar_member,
+    write_delivery,
+    write_tar_delivery,
+    zip_time,
+)
 from simulator.product_writer import (
     DELIVERY,
     FOLDER,
@@ -41,9 +48,15 @@ from storage_schemas.catalog import ZIP_SEPARATOR
 from storage_schemas.paths import DataLayout, realdata_dir
 
 PACKAGING_SHARES = {FOLDER: 0.80, ZIP: 0.14, DELIVERY: 0.06}
-"""How products arrive: unpacked folders, product ZIPs, or inside a delivery ZIP."""
+"""How products arrive: unpacked folders, product ZIPs, or inside a delivery (ZIP or tarball)."""
 DELIVERY_SIZE = (2, 4)
-"""Product ZIPs per delivery ZIP (inclusive range)."""
+"""Product ZIPs per delivery (inclusive range)."""
+DELIVERY_FORMATS = {
+    "zip": ".zip",
+    "tar": ".tar.gz",
+}
+"""How deliveries are packed: a delivery ZIP nesting stored product ZIPs (``zip``), or DLR's
+order tarball ``dims_op_oc_oc-en_<order>_1.tar.gz`` (``tar``, EnMAP only)."""
 FIRST_ORDER = 700_000_001
 DELIVERIES = "deliveries"
 
@@ -80,6 +93,10 @@ class SimulationSummary:
         unusable = [p for p, kind in self.faults.items() if kind != fault_kinds.DUPLICATE]
         return len(self.products) - len(unusable) - self.cloudy
 
+    def _delivery_kind(self) -> str:
+        tar = any(d.endswith(DELIVERY_FORMATS["tar"]) for d in self.deliveries)
+        return "DLR delivery tarballs" if tar else "delivery ZIPs"
+
     def describe(self) -> str:
         if self.archive is None:
             return (
@@ -90,7 +107,7 @@ class SimulationSummary:
             f"simulated {len(self.products)} products ({self.tile_size} px) into {self.archive} "
             f"in {self.seconds:.1f} s (SIMULATED, {self.endmembers})",
             f"  {self.folders} folders, {self.zips} ZIPs, "
-            f"{self.delivered} in {len(self.deliveries)} delivery ZIPs",
+            f"{self.delivered} in {len(self.deliveries)} {self._delivery_kind()}",
             f"  {self.cloudy} with more than 10% cloud, {len(self.faults)} faulty on purpose:",
         ]
         lines += [
@@ -131,16 +148,48 @@ def _datatakes(plan: AcquisitionPlan) -> dict[int, DatatakeInfo]:
     return info
 
 
+def packaging_shares(delivered_share: float | None = None) -> dict[str, float]:
+    """``PACKAGING_SHARES``, or with ``delivered_share`` of the products in deliveries and the
+    rest split between folders and product ZIPs as there."""
+    if delivered_share is None:
+        return PACKAGING_SHARES
+    if not 0.0 <= delivered_share <= 1.0:
+        raise ValueError(f"the delivered share must be between 0 and 1, got {delivered_share}")
+    rest = PACKAGING_SHARES[FOLDER] + PACKAGING_SHARES[ZIP]
+    scale = (1.0 - delivered_share) / rest
+    return {
+        FOLDER: PACKAGING_SHARES[FOLDER] * scale,
+        ZIP: PACKAGING_SHARES[ZIP] * scale,
+        DELIVERY: delivered_share,
+    }
+
+
+def delivery_file(order: int, delivery: str) -> str:
+    """Archive path of a delivery."""
+    return f"{DELIVERIES}/{delivery_name(order)}{DELIVERY_FORMATS[delivery]}"
+
+
 def product_specs(
-    plan: AcquisitionPlan, seed: int, faults: int
+    plan: AcquisitionPlan,
+    seed: int,
+    faults: int,
+    delivery: str = "zip",
+    delivered_share: float | None = None,
 ) -> tuple[list[ProductSpec], dict[int, list[int]]]:
-    """The spec of every product, and the delivery groups (order number -> plan indices)."""
+    """The spec of every product, and the delivery groups (order number -> plan indices).
+
+    Faulty products are never delivered (they keep a folder or, for the zip slip, a ZIP of their
+    own), so ``delivered_share=1`` puts every good product into deliveries."""
     n = len(plan)
     if not 0 <= faults <= n:
         raise ValueError(f"faults must be between 0 and the number of tiles ({n}), got {faults}")
+    if delivery not in DELIVERY_FORMATS:
+        raise ValueError(f"delivery must be one of {', '.join(DELIVERY_FORMATS)}, got {delivery!r}")
+    if delivery == "tar" and plan.mission.sensor.name != "enmap":
+        raise ValueError("tar deliveries are DLR's EnMAP orders; simulate them for EnMAP only")
     rng = np.random.default_rng([seed, 0x5041434B])  # "PACK"
-    shares = np.array(list(PACKAGING_SHARES.values()))
-    packaging = np.array(list(PACKAGING_SHARES))[
+    shares = np.array(list(packaging_shares(delivered_share).values()))
+    packaging = np.array(list(packaging_shares(delivered_share)))[
         np.searchsorted(np.cumsum(shares), rng.random(n) * shares.sum())
     ]
     fault_of: dict[int, str] = {}
@@ -171,7 +220,8 @@ def product_specs(
         if kind == DELIVERY:
             order = delivery_of[i]
             folder = DELIVERIES
-            path = f"{DELIVERIES}/{delivery_name(order)}.zip{ZIP_SEPARATOR}{delivery_member(order, name)}"
+            member = tar_member(order, name, level) if delivery == "tar" else delivery_member(order, name)
+            path = f"{delivery_file(order, delivery)}{ZIP_SEPARATOR}{member}"
         else:
             folder = months[i]
             path = f"{folder}/{name}" + (".ZIP" if kind == ZIP else "")
@@ -216,12 +266,16 @@ def simulate_archive(
     workers: int = 1,
     model: VisitModel = DEFAULT_VISIT_MODEL,
     sensor: str = "enmap",
+    delivery: str = "zip",
+    delivered_share: float | None = None,
 ) -> SimulationSummary:
     """Write a simulated archive of ``sensor`` under ``<out>/archive`` (EnMAP) or
     ``<out>/archive_desis`` (DESIS), or only the sensor's ``catalog/tiles.parquet``.
 
     Products are genuine in layout and names and marked SIMULATED in METADATA.XML and in every
-    GeoTIFF. The same arguments give the same bytes, whatever ``workers`` is.
+    GeoTIFF. The same arguments give the same bytes, whatever ``workers`` is. ``delivery``
+    (``DELIVERY_FORMATS``) packs the delivered products (``delivered_share`` of them, default
+    ``PACKAGING_SHARES``; faulty products never) as delivery ZIPs or as DLR order tarballs.
     """
     started = time.perf_counter()
     out = Path(out)
@@ -241,7 +295,7 @@ def simulate_archive(
 
     archive = layout.archive
     archive.mkdir(parents=True, exist_ok=True)
-    specs, groups = product_specs(plan, seed, faults)
+    specs, groups = product_specs(plan, seed, faults, delivery, delivered_share)
     realdata = realdata_dir()
     jobs = [(archive, spec) for spec in specs]
     if workers > 1:
@@ -252,11 +306,15 @@ def simulate_archive(
         written = [_write(job) for job in jobs]
 
     for order, members in groups.items():
-        target = archive / DELIVERIES / f"{delivery_name(order)}.zip"
+        target = archive / delivery_file(order, delivery)
         target.parent.mkdir(parents=True, exist_ok=True)
-        inner = [(written[i].spec.name, written[i].container) for i in members]
         when = max(written[i].spec.tile.processed for i in members) + np.timedelta64(1, "D")
-        write_delivery(target, order, inner, zip_time(when))
+        if delivery == "tar":
+            items = [(written[i].spec.name, written[i].spec.level, written[i].container) for i in members]
+            write_tar_delivery(target, order, items, int(np.datetime64(when, "s").astype(np.int64)))
+        else:
+            inner = [(written[i].spec.name, written[i].container) for i in members]
+            write_delivery(target, order, inner, zip_time(when))
         mtime = int(np.datetime64(when, "ns").astype(np.int64))
         os.utime(target, ns=(mtime, mtime))
     shutil.rmtree(archive / STAGING, ignore_errors=True)
@@ -272,7 +330,7 @@ def simulate_archive(
         folders=sum(w.spec.packaging == FOLDER for w in written),
         zips=sum(w.spec.packaging == ZIP for w in written),
         delivered=sum(w.spec.packaging == DELIVERY for w in written),
-        deliveries=[f"{DELIVERIES}/{delivery_name(o)}.zip" for o in groups],
+        deliveries=[delivery_file(o, delivery) for o in groups],
         endmembers=written[0].endmembers if written else "",
     )
     for w in written:

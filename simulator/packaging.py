@@ -1,16 +1,26 @@
-"""Deterministic ZIP files: product ZIPs (``<name>.ZIP`` holding ``<name>/<name>-...``) and
-delivery ZIPs (``dims_op_oc_oc-en_<order>_1.zip``) that nest product ZIPs.
+"""Deterministic archives: product ZIPs (``<name>.ZIP`` holding ``<name>/<name>-...``), delivery
+ZIPs (``dims_op_oc_oc-en_<order>_1.zip``) that nest product ZIPs, and DLR delivery tarballs.
 
 Every member gets a fixed timestamp (the product's processing time), fixed permissions and a
 fixed order, so the same seed gives the same bytes. Product files are deflated; product ZIPs
 inside a delivery are *stored*, so GDAL reads their members in place through
 ``/vsizip/{/vsizip/outer.zip/inner.ZIP}/...`` without inflating the outer archive.
+
+A delivery tarball is what DLR ships an order as: ``dims_op_oc_oc-en_<order>_1.tar.gz`` holding
+one top folder of the same name with ``ENMAP.HSI.<LEVEL>/<item>/<name>.ZIP`` per product (the item
+folder is named after the product, as DLR's item names are), ``iif/<order>_iif.xml`` (the item
+list), ``readme.html`` and ``tools/`` (licence and copyright). The ancillary files' contents are
+stand-ins marked SIMULATED (the genuine IIF schema is not public): only their names and places
+follow DLR's.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 import shutil
+import tarfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -109,4 +119,90 @@ def write_delivery(
         archive.writestr(_info(folder, when, zipfile.ZIP_STORED), b"")
         for name, path in sorted(product_zips):
             add_file(archive, f"{folder}{name}.ZIP", path, when, zipfile.ZIP_STORED)
+    os.replace(tmp, target)
+
+
+TAR_LEVEL_FOLDER = "ENMAP.HSI.{level}"
+TAR_GZIP_LEVEL = 1
+"""gzip level of delivery tarballs: their product ZIPs are deflated already."""
+_SIMULATED_NOTE = "SIMULATED by SpectralForge, not a DLR delivery"
+
+
+def tar_member(order: int, product_name: str, level: str = "L2A") -> str:
+    """Tar member path of a product ZIP in a delivery tarball."""
+    folder = TAR_LEVEL_FOLDER.format(level=level)
+    return f"{delivery_name(order)}/{folder}/{product_name}/{product_name}.ZIP"
+
+
+def _tar_info(name: str, mtime: int, size: int = 0, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.mtime = kind, size, mtime
+    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def _ancillary(order: int, items: list[tuple[str, str, int]]) -> dict[str, bytes]:
+    """The order's iif item list, readme and tools: DLR's names, SIMULATED stand-in contents."""
+    top = delivery_name(order)
+    rows = "".join(
+        f"  <item><itemName>{name}</itemName>"
+        f"<productType>{TAR_LEVEL_FOLDER.format(level=level)}</productType>"
+        f"<fileName>{name}.ZIP</fileName><size>{size}</size></item>\n"
+        for name, level, size in items
+    )
+    iif = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<!-- {_SIMULATED_NOTE} -->\n'
+        f'<order id="{order:09d}" delivery="{top}">\n{rows}</order>\n'
+    )
+    readme = (
+        f"<html><head><title>EnMAP order {order:09d}</title></head><body><p>{_SIMULATED_NOTE}.</p>"
+        f"<p>{len(items)} items under ENMAP.HSI.*/; item list in iif/.</p></body></html>\n"
+    )
+    licence = f"%PDF-1.4\n% {_SIMULATED_NOTE}: stand-in for the EnMAP data licence\n%%EOF\n"
+    copyright_page = f"<html><body><p>(c) DLR; {_SIMULATED_NOTE}.</p></body></html>\n"
+    return {
+        f"{top}/iif/{order:09d}_iif.xml": iif.encode(),
+        f"{top}/readme.html": readme.encode(),
+        f"{top}/tools/EnMAP_Data_License.pdf": licence.encode(),
+        f"{top}/tools/copyright.html": copyright_page.encode(),
+    }
+
+
+def write_tar_delivery(
+    target: Path,
+    order: int,
+    products: list[tuple[str, str, Path]],
+    mtime: int,
+    extra: list[tuple[tarfile.TarInfo, bytes | None]] | None = None,
+) -> None:
+    """A DLR delivery tarball (gzip, GNU tar) of ``products`` ((name, level, product ZIP) each),
+    with the order's iif, readme and tools members; ``extra`` adds raw members (faults in tests).
+    Member times are ``mtime`` (seconds), the gzip header carries none: the same products give the
+    same bytes. Written to a temporary name first and renamed, so a scanner never sees half."""
+    top = delivery_name(order)
+    tmp = target.with_name(f".{target.name}.tmp")
+    ordered = sorted(products)
+    level_folders = {level: f"{top}/{TAR_LEVEL_FOLDER.format(level=level)}/" for _, level, _ in ordered}
+    folders = sorted(  # parents before children
+        {f"{top}/", *level_folders.values()}
+        | {f"{level_folders[level]}{name}/" for name, level, _ in ordered}
+        | {f"{top}/iif/", f"{top}/tools/"}
+    )
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=TAR_GZIP_LEVEL) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        for folder in folders:
+            tar.addfile(_tar_info(folder.rstrip("/"), mtime, kind=tarfile.DIRTYPE))
+        for name, level, path in ordered:
+            with path.open("rb") as src:
+                tar.addfile(_tar_info(tar_member(order, name, level), mtime, path.stat().st_size), src)
+        items = [(name, level, path.stat().st_size) for name, level, path in ordered]
+        for member, data in _ancillary(order, items).items():
+            tar.addfile(_tar_info(member, mtime, len(data)), io.BytesIO(data))
+        for info, data in extra or []:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
     os.replace(tmp, target)

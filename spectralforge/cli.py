@@ -30,6 +30,8 @@ def _simulate(args: argparse.Namespace) -> int:
         workers=args.workers,
         model=VISIT_MODELS[args.visit_model],
         sensor=args.sensor,
+        delivery=args.delivery,
+        delivered_share=args.delivered_share,
     )
     print(summary.describe())
     if not args.catalog_only and not args.no_labels:
@@ -185,6 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["mission", "demo"],
         default="mission",
         help="mission: revisit statistics of the real archive; demo: few sites, each seen several times",
+    )
+    sim.add_argument(
+        "--delivery",
+        choices=["zip", "tar"],
+        default="zip",
+        help="how delivered products are packed: zip: delivery ZIPs nesting product ZIPs; tar: DLR order "
+        "tarballs dims_op_oc_oc-en_<order>_1.tar.gz (ENMAP.HSI.L2A/<item>/<name>.ZIP, iif/, readme.html, "
+        "tools/)",
+    )
+    sim.add_argument(
+        "--delivered-share",
+        type=float,
+        default=None,
+        help="share of the products packed into deliveries (default 0.06; 1: every product that is not "
+        "faulty on purpose)",
     )
     sim.set_defaults(run=_simulate)
 

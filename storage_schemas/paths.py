@@ -169,9 +169,30 @@ class DataLayout:
         return self.root / "labels"
 
     @property
+    def staging(self) -> Path:
+        """Where the archive's delivery tarballs are unpacked (:func:`staging_root`)."""
+        return staging_root(self.archive)
+
+    @property
     def extract_cache(self) -> Path:
         """Where members that cannot be read in place (compressed ZIPs inside ZIPs) are unpacked."""
         return self.root / "cache" / "extracted"
+
+
+STAGING_ENV = "SPECTRAL_STAGING"
+
+
+def staging_root(archive: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """Where the delivery tarballs of the archive ``archive`` are unpacked, each into
+    ``<staging root>/<its archive-relative path>/``: ``$SPECTRAL_STAGING/<archive folder name>``
+    if set, else ``staging/<archive folder name>`` beside the archive (with the default layout
+    ``$SPECTRAL_DATA_ROOT/staging/archive``). A function of the archive root alone, so that every
+    process that reads a product (scan, quality, patch step, on any worker) finds the same files
+    from the catalog's ``product_path``."""
+    env = os.environ if environ is None else environ
+    if env.get(STAGING_ENV):
+        return Path(env[STAGING_ENV]).expanduser().absolute() / archive.name
+    return archive.parent / "staging" / archive.name
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

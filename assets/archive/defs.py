@@ -38,7 +38,7 @@ from assets.archive.catalog_report import (
     reasons_markdown,
 )
 from assets.archive.quality import QUALITY_INPUTS, QUICKLOOK_FILE, inspect_or_explain, write_tile_quality
-from assets.archive.scan import ArchiveError, CatalogPolicy, scan_archive
+from assets.archive.scan import ArchiveError, CatalogPolicy, delivery_ignored, scan_archive
 from assets.chains import CHAINS, Chain
 from assets.resources import DASK_POOL, DaskCluster, DataRoot
 from assets.tile_outcomes import TileResult, tile_materializations
@@ -87,7 +87,8 @@ def archive_assets(chain: Chain) -> ArchiveAssets:
     group = chain.group("archive")
     archive = AssetSpec(
         chain.key(chain.archive),
-        description=f"{sensor.mission} L2A products as DLR delivers them (folders, ZIPs, delivery ZIPs) "
+        description=f"{sensor.mission} L2A products as DLR delivers them (folders, ZIPs, delivery ZIPs, "
+        "order tarballs unpacked once into the staging folder) "
         f"under `{archive_env}`. Written by the DLR order system (or `spectralforge simulate`), not Dagster.",
         group_name=group,
         kinds={chain.sensor},
@@ -170,6 +171,9 @@ def _tile_catalog(
             "missing_from_archive": int(stats["missing"]),
             "containers_read": int(stats["containers_read"]),
             "containers_unchanged": int(stats["containers_unchanged"]),
+            "delivery_tarballs": int(stats["deliveries"]),
+            "delivery_members_ignored": int(stats["delivery_members_ignored"]),
+            "delivery_members_ignored_by_kind": MetadataValue.json(delivery_ignored(stats)),
             "scan_seconds": round(stats["total_s"], 2),
             "tiles_path": MetadataValue.path(str(layout.tiles)),
             "quarantine_path": MetadataValue.path(str(layout.quarantine)),

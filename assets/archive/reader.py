@@ -1,10 +1,12 @@
 """Read L2A products as delivered (EnMAP, DESIS: see ``storage_schemas.sensors``) into product
 records, or refuse them with a reason.
 
-The unit of work is a container (a product folder or a ZIP file, see ``sources``). Reading one
-costs a stat of its files, the head and tail of METADATA.XML, the directory of the GeoTIFF and a
-GDAL open: no pixel is read. Every fault becomes a :class:`Refusal` that names the file and what
-is wrong with it; no exception escapes for a bad product, so one bad product never stops a scan.
+The unit of work is a container (a product folder, a ZIP file or a delivery tarball, see
+``sources``). Reading one costs a stat of its files, the head and tail of METADATA.XML, the
+directory of the GeoTIFF and a GDAL open: no pixel is read. A delivery tarball is first unpacked
+into the staging folder (``deliveries``; once per version of the tarball), then read from there.
+Every fault becomes a :class:`Refusal` that names the file and what is wrong with it; no
+exception escapes for a bad product, so one bad product never stops a scan.
 """
 
 from __future__ import annotations
@@ -17,21 +19,25 @@ from pathlib import Path
 import rasterio
 from rasterio.errors import RasterioError
 
+from assets.archive.deliveries import DeliveryError, StagedDelivery, current_staging, stage_delivery
 from assets.archive.footprint import FootprintError, footprint_from_corners
 from assets.archive.metadata_readers import METADATA_READERS
 from assets.archive.metadata_xml import MetadataError
 from assets.archive.record import Fingerprint, ProductRecord, Refusal
 from assets.archive.sources import (
     FOLDER,
+    TAR,
     Container,
     FolderFiles,
     ProductFiles,
+    TreeFiles,
     UnsafeArchiveError,
     ZipFiles,
     check_member_names,
     folder_checksum,
     is_zip_name,
     nested_path,
+    staged_folder,
     vsi_nested,
     zip_checksum,
 )
@@ -63,6 +69,8 @@ class ContainerResult:
     unchanged: bool = False
     records: list[ProductRecord] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
+    ignored: dict[str, int] = field(default_factory=dict)
+    """Members of a delivery tarball ignored on purpose, per kind (iif, readme, tools, folders)."""
 
 
 def file_kind(member: str, sensor: Sensor = ENMAP) -> str | None:
@@ -88,6 +96,10 @@ def read_container(
                     result.unchanged = True
                     return result
                 _read_products(FolderFiles(folder), container.path, result, folder.name, sensor)
+            elif container.kind == TAR:
+                _read_delivery(root, container, previous_checksum, result, sensor)
+                if result.unchanged:
+                    return result
             else:
                 with zipfile.ZipFile(root / container.path) as archive:
                     result.checksum = zip_checksum(archive)
@@ -95,8 +107,15 @@ def read_container(
                         result.unchanged = True
                         return result
                     _read_zip(archive, str(root / container.path), container.path, result, sensor)
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, UnsafeArchiveError, RuntimeError) as exc:
-        fault = str(exc) if isinstance(exc, UnsafeArchiveError) else f"unreadable: {exc}"
+    except (
+        OSError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        UnsafeArchiveError,
+        DeliveryError,
+        RuntimeError,
+    ) as exc:
+        fault = str(exc) if isinstance(exc, UnsafeArchiveError | DeliveryError) else f"unreadable: {exc}"
         result.records.clear()
         result.refusals = [Refusal(container.path, fault, file=container.path)]
     fingerprint = Fingerprint(container.size, container.mtime_ns, result.checksum)
@@ -111,6 +130,42 @@ def _with_fingerprint(q: Refusal, fp: Fingerprint) -> Refusal:
 
 def _record_fingerprint(r: ProductRecord, fp: Fingerprint) -> ProductRecord:
     return replace(r, fingerprint=fp)
+
+
+def staged_delivery(root: Path, container: Container, sensor: Sensor = ENMAP) -> StagedDelivery:
+    """The delivery tarball ``container`` unpacked in the staging folder: as it is when its
+    manifest names this size and mtime of the tarball, else unpacked (again) now. DeliveryError
+    for a bad tarball; OSError (naming the staging folder) when the folder cannot be written."""
+    folder = staged_folder(root, container.path)
+    staged = current_staging(folder, container.size, container.mtime_ns)
+    if staged is not None:
+        return staged
+    try:
+        return stage_delivery(
+            root / container.path, folder, container.size, container.mtime_ns, sensor.accepted_level
+        )
+    except OSError as exc:
+        raise OSError(f"cannot unpack the delivery into the staging folder {folder}: {exc}") from None
+
+
+def _read_delivery(
+    root: Path, container: Container, previous_checksum: str | None, result: ContainerResult, sensor: Sensor
+) -> None:
+    staged = staged_delivery(root, container, sensor)
+    result.checksum = staged.checksum
+    result.ignored = staged.ignored
+    if staged.checksum == previous_checksum:
+        result.unchanged = True
+        return
+    for member, reason in staged.refusals:
+        result.refusals.append(Refusal(nested_path(container.path, member), reason, file=member))
+    for member in staged.products:
+        product_path = nested_path(container.path, member)
+        found = _read_products(TreeFiles(staged.folder / member), product_path, result, None, sensor)
+        if not found:
+            result.refusals.append(
+                Refusal(product_path, f"ZIP in the delivery holds no {sensor.mission} product files", member)
+            )
 
 
 def _read_zip(

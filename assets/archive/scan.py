@@ -1,7 +1,8 @@
 """Scan the archive into the tile catalog, re-reading only what is new or changed.
 
-A scan lists the containers (product folders and ZIP files; a stat each), compares each with the
-fingerprint it had at the last scan, and reads only the new and changed ones, in parallel through
+A scan lists the containers (product folders, ZIP files and delivery tarballs; a stat each),
+compares each with the fingerprint it had at the last scan (for a tarball, also with the manifest
+of its staged copy, a small JSON read), and reads only the new and changed ones, in parallel through
 whatever ``map_fn`` the caller passes (a Dask client in the asset, a process pool in the
 benchmark, plain ``map`` in tests). Rows of unchanged products are carried over as they are, so
 their ids and values never move.
@@ -31,9 +32,10 @@ from assets.archive.catalog_io import (
     write_quarantine,
     write_tiles,
 )
+from assets.archive.deliveries import IGNORED_KINDS, current_staging
 from assets.archive.reader import ContainerResult, read_container
 from assets.archive.record import Refusal
-from assets.archive.sources import Container, find_containers
+from assets.archive.sources import TAR, Container, find_containers, staged_folder
 from storage_schemas.catalog import (
     STAGE_POLICY,
     STAGE_READ,
@@ -111,16 +113,25 @@ def scan_archive(
     previous = _previous_fingerprints(prev_products, prev_failures)
 
     keep, to_read = [], []
+    ignored: dict[str, dict[str, int]] = {}
+    """Delivery tarball -> its members ignored on purpose, per kind."""
+    refused_whole = set(prev_failures["product_path"])
     for c in containers:
         fp = previous.get(c.path)
-        if fp is not None and not full and (fp[0], fp[1]) == (c.size, c.mtime_ns):
+        staged = current_staging(staged_folder(root, c.path), c.size, c.mtime_ns) if c.kind == TAR else None
+        # a tarball's rows stand for its staged copy: kept only while that copy is there
+        in_place = c.kind != TAR or staged is not None or c.path in refused_whole
+        if fp is not None and not full and (fp[0], fp[1]) == (c.size, c.mtime_ns) and in_place:
             keep.append(c.path)
+            if staged is not None:
+                ignored[c.path] = staged.ignored
         else:
             to_read.append((c, None if full or fp is None else fp[2]))
     batches = [to_read[i : i + BATCH] for i in range(0, len(to_read), BATCH)]
     results = [r for batch in map_fn(partial(read_batch, root, sensor=sensor), batches) for r in batch]
     read_done = time.perf_counter()
 
+    ignored |= {r.container.path: r.ignored for r in results if r.container.kind == TAR}
     unchanged = {r.container.path: r.container for r in results if r.unchanged}
     kept_paths = set(keep) | set(unchanged)
     records = [rec for r in results for rec in r.records]
@@ -157,6 +168,12 @@ def scan_archive(
         "quarantined": len(quarantine),
         "missing": int((tiles["status"] == STATUS_MISSING).sum()),
         "newly_missing": int(newly_missing.sum()),
+        "deliveries": sum(c.kind == TAR for c in containers),
+        "delivery_members_ignored": sum(sum(counts.values()) for counts in ignored.values()),
+        **{
+            f"delivery_ignored_{kind}": sum(counts.get(kind, 0) for counts in ignored.values())
+            for kind in IGNORED_KINDS
+        },
         "list_s": listed - started,
         "read_s": read_done - listed,
     }
@@ -168,13 +185,20 @@ def scan_archive(
     stats["total_s"] = time.perf_counter() - started
     result = ScanResult(products=products, tiles=tiles, quarantine=quarantine, stats=stats)
     if not containers:
-        raise ArchiveError(f"the archive root {root} holds no {sensor.mission} products (folders or ZIPs)")
+        raise ArchiveError(
+            f"the archive root {root} holds no {sensor.mission} products (folders, ZIPs or tarballs)"
+        )
     if stats["accepted"] == 0:
         raise ArchiveError(
             f"none of the {stats['products_found']} products under {root} is usable: "
             f"all {len(quarantine)} are quarantined, see {layout.quarantine}"
         )
     return result
+
+
+def delivery_ignored(stats: dict[str, float]) -> dict[str, int]:
+    """Members of the delivery tarballs ignored on purpose, per kind (iif, readme, tools, ...)."""
+    return {kind: int(stats[f"delivery_ignored_{kind}"]) for kind in IGNORED_KINDS}
 
 
 def _refresh_stats(frame: pd.DataFrame, unchanged: dict[str, Container]) -> pd.DataFrame:

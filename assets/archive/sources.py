@@ -1,11 +1,15 @@
-"""Where products are in the archive, and how to reach their files without unpacking them.
+"""Where products are in the archive, and how to reach their files.
 
-EnMAP products arrive as folders, as ``<name>.ZIP`` holding ``<name>/<name>-...`` files, or as a
-delivery ZIP that nests product ZIPs. A *container* is one of those on disk (a product folder or
-a ZIP file); it is the unit a re-scan compares by size and mtime. Files inside ZIPs are read in
-place: Python reads METADATA.XML straight from the archive, and GDAL reads rasters through
-``/vsizip/`` paths (nested as ``/vsizip/{/vsizip/outer.zip/inner.ZIP}/...``). Nothing is
-extracted, and a ZIP with a member name that climbs out of its folder is refused whole.
+EnMAP products arrive as folders, as ``<name>.ZIP`` holding ``<name>/<name>-...`` files, as a
+delivery ZIP that nests product ZIPs, or as a DLR delivery tarball
+(``dims_op_oc_oc-en_<order>_<n>.tar.gz`` holding ``<top>/ENMAP.HSI.L2A/<item>/<name>.ZIP``). A
+*container* is one of those on disk (a product folder, a ZIP file or a tarball); it is the unit a
+re-scan compares by size and mtime. Files inside ZIPs are read in place: Python reads
+METADATA.XML straight from the archive, and GDAL reads rasters through ``/vsizip/`` paths (nested
+as ``/vsizip/{/vsizip/outer.zip/inner.ZIP}/...``); a ZIP with a member name that climbs out of its
+folder is refused whole. A gzip stream cannot be read in place at a useful speed, so tarballs are
+unpacked once into the staging folder (``assets.archive.deliveries``), and :func:`gdal_path_of`
+turns a ``<tarball>!/<member ZIP>`` product path into the path of the staged file.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from storage_schemas.catalog import ZIP_SEPARATOR
+from storage_schemas.paths import staging_root
 from storage_schemas.sensors import ENMAP, Sensor
 
 HEAD_BYTES = 256 * 1024
@@ -34,11 +39,12 @@ def image_name(sensor: Sensor) -> re.Pattern:
 
 FOLDER = "folder"
 ZIP = "zip"
+TAR = "tar"
 
 
 @dataclass(frozen=True)
 class Container:
-    """A product folder or a ZIP file under the archive root."""
+    """A product folder, a ZIP file or a delivery tarball under the archive root."""
 
     path: str
     """Relative to the archive root, with '/' separators."""
@@ -55,10 +61,15 @@ def is_zip_name(name: str) -> bool:
     return name.lower().endswith(".zip")
 
 
+def is_tar_name(name: str) -> bool:
+    """A delivery tarball: ``.tar.gz``, ``.tgz`` or ``.tar`` (DLR ships ``.tar.gz``)."""
+    return name.lower().endswith((".tar.gz", ".tgz", ".tar"))
+
+
 def find_containers(root: Path, sensor: Sensor = ENMAP) -> Iterator[Container]:
     """Walk the archive: every folder holding a ``*-METADATA.XML`` (the sensor's suffix) or named
     like a product is a product folder (not descended further); every ``*.zip`` file is a ZIP
-    container."""
+    container, every ``*.tar.gz``/``*.tgz``/``*.tar`` file a delivery tarball."""
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -80,10 +91,11 @@ def find_containers(root: Path, sensor: Sensor = ENMAP) -> Iterator[Container]:
             )
             continue
         for entry in files:
-            if is_zip_name(entry.name):
+            kind = ZIP if is_zip_name(entry.name) else TAR if is_tar_name(entry.name) else None
+            if kind:
                 stat = entry.stat()
                 rel = Path(entry.path).relative_to(root).as_posix()
-                yield Container(path=rel, kind=ZIP, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+                yield Container(path=rel, kind=kind, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
         stack.extend(
             Path(e.path) for e in reversed(entries) if e.is_dir(follow_symlinks=False) and e.name[0] != "."
         )
@@ -118,6 +130,27 @@ class FolderFiles(ProductFiles):
 
     def names(self) -> dict[str, int]:
         return {e.name: e.stat().st_size for e in os.scandir(self.folder) if e.is_file()}
+
+    def open(self, name: str) -> BinaryIO:
+        return open(self.folder / name, "rb")
+
+    def gdal_path(self, name: str) -> str:
+        return str(self.folder / name)
+
+
+class TreeFiles(ProductFiles):
+    """Files below a folder, named by their relative path (an unpacked product ZIP: its members
+    keep the names they had in the ZIP, ``<name>/<name>-...``)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def names(self) -> dict[str, int]:
+        return {
+            p.relative_to(self.folder).as_posix(): p.stat().st_size
+            for p in sorted(self.folder.rglob("*"))
+            if p.is_file() and not p.is_symlink()
+        }
 
     def open(self, name: str) -> BinaryIO:
         return open(self.folder / name, "rb")
@@ -196,10 +229,18 @@ def open_zip_member(root: Path, product_path: str, member: str) -> Iterator[tupl
         yield archive.getinfo(member), stack.enter_context(archive.open(member))
 
 
+def staged_folder(root: Path, tarball: str) -> Path:
+    """Where the delivery tarball at archive path ``tarball`` is unpacked (``staging_root``)."""
+    return staging_root(root) / tarball
+
+
 def gdal_path_of(root: Path, product_path: str, member: str) -> str:
-    """GDAL path of a product file from its catalog ``product_path`` and member name."""
+    """GDAL path of a product file from its catalog ``product_path`` and member name; for a
+    product in a delivery tarball, the file in the staging folder."""
     outer, *inner = product_path.split(ZIP_SEPARATOR)
     base = root / outer
+    if is_tar_name(outer):
+        return str(staged_folder(root, outer).joinpath(*inner) / member)
     if not inner and not is_zip_name(outer):
         return str(base / member)
     vsi = str(base)
