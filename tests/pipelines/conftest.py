@@ -64,6 +64,13 @@ def nightly(layout: DataLayout, instance: DagsterInstance) -> None:
     assert materialize(PLANNED, instance=instance, resources=resources(layout)).success
 
 
+def first_night(layout: DataLayout, instance: DagsterInstance):
+    """The nightly chain, then the sensor's first tick: its result and the tiles it registers."""
+    nightly(layout, instance)
+    first = tick(layout, instance)
+    return first, list(first.dynamic_partitions_requests[0].partition_keys)
+
+
 def tick(layout: DataLayout, instance: DagsterInstance, cursor: str | None = None):
     context = build_sensor_context(
         instance=instance, cursor=cursor, resources={"data_root": DataRoot(data_root=str(layout.root))}

@@ -23,7 +23,12 @@ from assets.archive.defs import enmap_tiles
 from assets.patches.coverage import store_coverage
 from assets.patches.defs import tile_patches
 from storage_schemas.paths import PROJECT_ROOT
-from tests.pipelines.conftest import nightly, partition_status, run_requests, tick, truncate_image
+from tests.pipelines.conftest import (
+    first_night,
+    partition_status,
+    run_requests,
+    truncate_image,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -74,9 +79,7 @@ def test_backfill_failed_and_missing_reruns_exactly_the_failed_tile(growing, tmp
     monkeypatch.setenv("SPECTRALFORGE_DASK_WORKERS", "0")
     (tmp_path / "dagster_home").mkdir()
     with instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
-        nightly(layout, instance)
-        first = tick(layout, instance)
-        tiles = list(first.dynamic_partitions_requests[0].partition_keys)
+        first, tiles = first_night(layout, instance)
         intact = tmp_path / "intact.tif"
         image = truncate_image(layout, tiles[1], 1 / 3, intact)
         [run] = run_requests(layout, instance, first)

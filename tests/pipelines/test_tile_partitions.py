@@ -17,15 +17,21 @@ from assets.patches.coverage import store_coverage
 from assets.patches.defs import tile_patches
 from pipelines.jobs import catalog_job
 from tests.patches.conftest import resources
-from tests.pipelines.conftest import deliver, nightly, partition_status, run_requests, tick, truncate_image
+from tests.pipelines.conftest import (
+    deliver,
+    first_night,
+    nightly,
+    partition_status,
+    run_requests,
+    tick,
+    truncate_image,
+)
 
 
 def test_a_failed_tile_is_a_failed_partition_and_a_rerun_of_the_failed_fixes_it(growing, tmp_path):
     layout, _ = growing
     instance = DagsterInstance.ephemeral()
-    nightly(layout, instance)
-    first = tick(layout, instance)
-    tiles = list(first.dynamic_partitions_requests[0].partition_keys)
+    first, tiles = first_night(layout, instance)
     intact = tmp_path / "intact.tif"
     image = truncate_image(layout, tiles[1], 1 / 3, intact)
 
@@ -57,9 +63,7 @@ def test_a_failed_tile_is_a_failed_partition_and_a_rerun_of_the_failed_fixes_it(
 def test_a_reexecution_keeps_the_tiles_an_earlier_attempt_committed(growing, tmp_path):
     layout, _ = growing
     instance = DagsterInstance.ephemeral()
-    nightly(layout, instance)
-    first = tick(layout, instance)
-    tiles = list(first.dynamic_partitions_requests[0].partition_keys)
+    first, tiles = first_night(layout, instance)
     planned = list(store_coverage(layout.store).expected)
     intact = tmp_path / "intact.tif"
     image = truncate_image(layout, planned[0], 0.0, intact)
@@ -88,8 +92,7 @@ def test_a_retry_reads_again_a_tile_whose_commit_is_older_than_the_run_it_repeat
     retry must read it again (and fail again), not keep last night's commit as this run's work."""
     layout, _ = growing
     instance = DagsterInstance.ephemeral()
-    nightly(layout, instance)
-    first = tick(layout, instance)
+    first, _ = first_night(layout, instance)
     assert all(r.success for r in run_requests(layout, instance, first))
     tiles = list(first.dynamic_partitions_requests[0].partition_keys)
     broken = next(iter(store_coverage(layout.store).expected))
@@ -116,8 +119,7 @@ def test_a_retry_reads_again_a_tile_whose_commit_is_older_than_the_run_it_repeat
 def test_a_catalog_only_run_a_tick_then_the_nightly_job_commit_every_planned_patch(growing):
     layout, later = growing
     instance = DagsterInstance.ephemeral()
-    nightly(layout, instance)
-    first = tick(layout, instance)
+    first, _ = first_night(layout, instance)
     assert all(r.success for r in run_requests(layout, instance, first))
     old = set(instance.get_dynamic_partitions(enmap_tiles.name))
 
@@ -144,8 +146,7 @@ def test_a_catalog_only_run_a_tick_then_the_nightly_job_commit_every_planned_pat
 def test_a_tile_committed_before_it_had_slots_is_requested_again(growing):
     layout, later = growing
     instance = DagsterInstance.ephemeral()
-    nightly(layout, instance)
-    first = tick(layout, instance)
+    first, _ = first_night(layout, instance)
     assert all(r.success for r in run_requests(layout, instance, first))
     deliver(later, layout.archive)
     assert materialize([tile_catalog], instance=instance, resources=resources(layout)).success
