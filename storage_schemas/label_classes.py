@@ -6,8 +6,9 @@ below names where it comes from:
 
 - CORINE Land Cover (CLC): the 44 three-digit classes of the CLC nomenclature (Copernicus Land
   Monitoring Service, CLC legend) and the integer grid codes 1-44 (plus 48 NODATA, 49/50
-  UNCLASSIFIED and 255 outside) that the official CLC *raster* stores instead of the 3-digit
-  codes. :data:`CORINE_GRID_TO_CLC` converts one into the other.
+  UNCLASSIFIED) that the official CLC *raster* stores instead of the 3-digit codes, and the
+  no-data values the distributed products use. :class:`CorineCodes` converts a file's values
+  (through its value attribute table, or the legend) into 3-digit codes.
 - BigEarthNet-19: the aggregation of the 44 CLC classes into 19 classes used by BigEarthNet-MM
   (Sumbul et al., cited as [58] in the paper); the code groups are those listed in DESIGN.md.
 - USDA NASS Cropland Data Layer (CDL): the CDL legend codes and crop names.
@@ -40,12 +41,14 @@ __all__ = [
     "CORINE_BIGEARTHNET19",
     "CORINE_GRID_NO_LABEL",
     "CORINE_GRID_TO_CLC",
+    "CORINE_NO_DATA_VALUES",
     "DESIS_CDL",
     "NLCD_15",
     "NLCD_LEGEND",
     "ClassMap",
-    "corine_to_clc",
+    "CorineCodes",
     "detect_corine_convention",
+    "name_values",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -109,17 +112,28 @@ CORINE_GRID_TO_CLC: Mapping[int, int] = {grid: clc for grid, clc in enumerate(CL
 The official CLC raster products number the 44 legend classes 1..44 in legend order (CLC raster
 legend, ``clc_legend.csv`` ``GRID_CODE`` column): 1:111, 2:112, 3:121, ... 44:523."""
 
-CORINE_GRID_NO_LABEL: frozenset[int] = frozenset({48, 49, 50, 255})
-"""Grid codes that carry no land-cover class: 48 NODATA, 49 UNCLASSIFIED LAND SURFACE,
-50 UNCLASSIFIED WATER BODIES (CLC raster legend) and 255, the outside/fill value."""
+CORINE_GRID_NO_LABEL: frozenset[int] = frozenset({48, 49, 50})
+"""Grid codes of the CLC raster legend that carry no land-cover class: 48 NODATA, 49 UNCLASSIFIED
+LAND SURFACE, 50 UNCLASSIFIED WATER BODIES (CLC raster legend)."""
 
 CLC_NO_LABEL_CODES: frozenset[int] = frozenset({990, 995, 999})
 """3-digit CLC codes that carry no land-cover class: 990 UNCLASSIFIED LAND SURFACE,
 995 UNCLASSIFIED WATER BODIES, 999 NODATA (CLC legend; grid codes 49, 50, 48)."""
 
-_GRID_DETECT_MAX = 50
-_CLC_DETECT_MIN, _CLC_DETECT_MAX = 111, 523
-_CORINE_CONVENTIONS = ("grid", "clc")
+UINT32_NO_DATA = 4294967295
+CORINE_NO_DATA_VALUES: frozenset[int] = frozenset({48, 128, -128, 255, UINT32_NO_DATA})
+"""Values the distributed CORINE products use for "no data", whether or not a file declares them:
+48 (NODATA in the raster legend), 128 (the outside value of the 100 m rasters, which store it as
+int8 -128), 255 (the outside value of 8-bit extracts and national rasters) and the uint32 maximum
+(3-digit national products). 0 is no data only where a file's own nodata says so; a file's nodata
+always is (see :class:`CorineCodes`)."""
+
+CLC_LOOKUP_SIZE = 1000
+"""Every grid code and every 3-digit CLC code is below this: the size of the lookup tables."""
+
+CORINE_CONVENTIONS = ("grid", "clc")
+"""How a CORINE file without a value attribute table stores its classes: ``grid`` codes 1-44 of the
+CLC raster legend, or the 3-digit ``clc`` codes themselves."""
 
 
 def _check_integer(values: np.ndarray, what: str) -> np.ndarray:
@@ -129,79 +143,119 @@ def _check_integer(values: np.ndarray, what: str) -> np.ndarray:
     return arr
 
 
-def _name_values(values: Iterable[int], limit: int = 20) -> str:
+def name_values(values: Iterable[int], limit: int = 20) -> str:
+    """``[1, 2, ...] (n distinct)``: how messages name a set of codes."""
     ordered = sorted(int(v) for v in values)
     shown = ", ".join(str(v) for v in ordered[:limit])
     return f"[{shown}{', ...' if len(ordered) > limit else ''}] ({len(ordered)} distinct)"
 
 
+_CONVENTION_VALUES = {
+    "grid": frozenset(CORINE_GRID_TO_CLC) | CORINE_GRID_NO_LABEL,
+    "clc": frozenset(CLC_CODES) | CLC_NO_LABEL_CODES,
+}
+
+
 def detect_corine_convention(values: np.ndarray) -> str:
-    """Decide whether a CORINE raster holds grid codes or 3-digit CLC codes.
+    """Decide whether a CORINE file holds grid codes or 3-digit CLC codes: ``"grid"`` or ``"clc"``,
+    whichever explains more of ``values`` (grid: 1-44 and 48-50; clc: the 44 legend codes and 990,
+    995, 999), the published no-data values (:data:`CORINE_NO_DATA_VALUES`) set aside.
 
-    Returns ``"grid"`` when every value is in 1..50 or is 255 (the official raster: classes 1-44,
-    48-50 no label, 255 outside), ``"clc"`` when every value is a 3-digit CLC code (one of the 44
-    legend codes in 111..523, or 990/995/999 no label). Anything else, a mix of both conventions
-    included, raises ``ValueError`` naming the offending values. 0 belongs to neither convention
-    (mask nodata before calling). 3-digit values in 111..523 that are not legend codes (150, 255)
-    are refused too: they would otherwise be taken for CLC classes that do not exist.
+    Values that neither convention defines (a stray 0, a 3-digit value that is no legend code) do
+    not decide: they become unknown codes of the file, counted where they reach a patch. Raises
+    ``ValueError`` naming the values when no value is of either convention, when both explain as
+    many pixels (a raster that mixes them), or when there is nothing but no data.
     """
-    arr = _check_integer(values, "CORINE values")
+    arr = _check_integer(values, "CORINE values").ravel()
+    arr = arr[~np.isin(arr, tuple(CORINE_NO_DATA_VALUES))]
     if arr.size == 0:
-        raise ValueError("cannot detect the CORINE convention of an empty raster")
-    present = {int(v) for v in np.unique(arr)}
-    grid_like = {v for v in present if 1 <= v <= _GRID_DETECT_MAX or v == 255}
-    clc_like = {v for v in present if v in CLC_LEGEND or v in CLC_NO_LABEL_CODES}
-    if grid_like == present:
-        return "grid"
-    if clc_like == present:
-        return "clc"
-    neither = present - grid_like - clc_like
-    if neither:
+        raise ValueError("cannot detect the CORINE convention: no value other than no data")
+    found, counts = np.unique(arr, return_counts=True)
+    explained = {c: int(counts[np.isin(found, tuple(v))].sum()) for c, v in _CONVENTION_VALUES.items()}
+    if not any(explained.values()):
         raise ValueError(
-            f"CORINE values {_name_values(neither)} are neither CLC raster grid codes (1-50, 255) "
-            f"nor 3-digit CLC codes ({_CLC_DETECT_MIN}-{_CLC_DETECT_MAX} legend codes, 990, 995, 999)"
+            f"CORINE values {name_values(found)} are neither CLC raster grid codes (1-44, 48-50) "
+            "nor 3-digit CLC codes (the 44 legend codes, 990, 995, 999)"
         )
-    raise ValueError(
-        "CORINE raster mixes conventions: grid codes "
-        f"{_name_values(grid_like)} together with 3-digit CLC codes {_name_values(clc_like - grid_like)}"
-    )
+    if explained["grid"] == explained["clc"]:
+        grid = [v for v in found if v in _CONVENTION_VALUES["grid"]]
+        clc = [v for v in found if v in _CONVENTION_VALUES["clc"]]
+        raise ValueError(
+            f"CORINE raster mixes conventions: grid codes {name_values(grid)} together with "
+            f"3-digit CLC codes {name_values(clc)} in equal parts"
+        )
+    return max(explained, key=explained.__getitem__)
 
 
-def _grid_table() -> np.ndarray:
-    table = np.zeros(256, dtype=np.uint16)
-    for grid, clc in CORINE_GRID_TO_CLC.items():
-        table[grid] = clc
-    return table
+@dataclass(frozen=True, eq=False)
+class CorineCodes:
+    """How the values of one CORINE file become 3-digit CLC codes.
 
-
-_GRID_VALID = frozenset(CORINE_GRID_TO_CLC) | CORINE_GRID_NO_LABEL
-_CLC_VALID = frozenset(CLC_CODES) | CLC_NO_LABEL_CODES | {0}
-
-
-def corine_to_clc(values: np.ndarray, convention: str) -> np.ndarray:
-    """Convert a CORINE raster to 3-digit CLC codes (``uint16``), 0 where there is no label.
-
-    ``convention="grid"``: grid codes 1..44 become their CLC code (:data:`CORINE_GRID_TO_CLC`),
-    48, 49, 50 and 255 become 0. ``convention="clc"``: the 44 CLC codes are kept, 990, 995, 999
-    and 0 become 0. Any other value raises ``ValueError`` naming it: an undefined code is never
-    silently turned into a class or into "no label". Use :func:`detect_corine_convention` when the
-    convention of a file is not known.
+    ``convention`` says where the conversion comes from: ``vat`` (the file's own value attribute
+    table, ``<raster>.tif.vat.dbf``: raster value -> ``CODE_18``), ``grid`` (the CLC raster legend,
+    :data:`CORINE_GRID_TO_CLC`) or ``clc`` (the values are the codes). :meth:`convert` gives 0 for
+    no label (the no-label classes, :data:`CORINE_NO_DATA_VALUES`, the file's nodata) and flags
+    every other value the conversion does not define as unknown: counted, never a class.
     """
-    if convention not in _CORINE_CONVENTIONS:
-        raise ValueError(f"convention must be one of {_CORINE_CONVENTIONS}, got {convention!r}")
-    arr = _check_integer(values, "CORINE values")
-    present = {int(v) for v in np.unique(arr)}
-    valid = _GRID_VALID if convention == "grid" else _CLC_VALID
-    bad = present - valid
-    if bad:
-        raise ValueError(
-            f"values {_name_values(bad)} are not defined in the CORINE {convention!r} convention"
-        )
-    if convention == "grid":
-        return _grid_table()[arr.astype(np.intp, copy=False)]
-    out = arr.astype(np.uint16)
-    out[np.isin(arr, tuple(CLC_NO_LABEL_CODES))] = 0
-    return out
+
+    convention: str
+    clc: np.ndarray
+    """(CLC_LOOKUP_SIZE,) uint16: the CLC code of each value, 0 for no label."""
+    known: np.ndarray
+    """(CLC_LOOKUP_SIZE,) bool: the value is defined (a class or no label)."""
+    no_data: frozenset[int]
+    """No-data values, those outside the table included."""
+
+    @classmethod
+    def legend(cls, convention: str, nodata: int | None = None) -> CorineCodes:
+        """The conversion of the CLC legend for ``grid`` or ``clc`` values."""
+        if convention not in CORINE_CONVENTIONS:
+            raise ValueError(f"convention must be one of {CORINE_CONVENTIONS}, got {convention!r}")
+        if convention == "grid":
+            table = {**CORINE_GRID_TO_CLC, **dict.fromkeys(CORINE_GRID_NO_LABEL, 999)}
+        else:
+            table = {code: code for code in (*CLC_CODES, *CLC_NO_LABEL_CODES)}
+        return cls._of(convention, table, nodata)
+
+    @classmethod
+    def from_table(cls, table: Mapping[int, int], nodata: int | None = None) -> CorineCodes:
+        """The conversion of a value attribute table (value -> 3-digit code); the table wins over
+        the published no-data values for the values it lists."""
+        bad = {c for c in table.values() if c not in CLC_LEGEND and c not in CLC_NO_LABEL_CODES}
+        if bad:
+            raise ValueError(f"codes {name_values(bad)} are not 3-digit CLC codes")
+        return cls._of("vat", table, nodata)
+
+    @classmethod
+    def _of(cls, convention: str, table: Mapping[int, int], nodata: int | None) -> CorineCodes:
+        no_data = set(CORINE_NO_DATA_VALUES) - set(table)
+        if nodata is not None:
+            no_data.add(int(nodata))
+        clc = np.zeros(CLC_LOOKUP_SIZE, dtype=np.uint16)
+        known = np.zeros(CLC_LOOKUP_SIZE, dtype=bool)
+        for value in no_data:
+            if 0 <= value < CLC_LOOKUP_SIZE:
+                known[value] = True
+        for value, code in table.items():
+            if not 0 <= value < CLC_LOOKUP_SIZE:
+                raise ValueError(f"value {value} is outside 0..{CLC_LOOKUP_SIZE - 1}")
+            known[value] = True
+            clc[value] = 0 if code in CLC_NO_LABEL_CODES else code
+        clc.flags.writeable = False
+        known.flags.writeable = False
+        return cls(convention, clc, known, frozenset(no_data))
+
+    def convert(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """CLC codes (uint16, 0 for no label and for unknown values) and the mask of unknown values."""
+        arr = _check_integer(values, "CORINE values")
+        inside = (arr >= 0) & (arr < CLC_LOOKUP_SIZE)
+        index = np.where(inside, arr, 0).astype(np.intp)
+        known = np.where(inside, self.known[index], np.isin(arr, tuple(self.no_data)))
+        return np.where(inside, self.clc[index], 0).astype(np.uint16), ~known
+
+    def values(self) -> frozenset[int]:
+        """The values the conversion defines (the no-data values included)."""
+        return frozenset(np.flatnonzero(self.known).tolist()) | self.no_data
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,11 +445,11 @@ CORINE_BIGEARTHNET19 = ClassMap(
     source_codes_known=frozenset(CLC_CODES),
 )
 """EnMAP-CORINE: the 44 CLC classes (3-digit codes; convert grid rasters with
-:func:`corine_to_clc` first) aggregated into the 19 BigEarthNet classes (BigEarthNet-MM taxonomy,
+:class:`CorineCodes` first) aggregated into the 19 BigEarthNet classes (BigEarthNet-MM taxonomy,
 paper section 3.2; code groups from DESIGN.md). The label of a patch is the multi-hot vector of
 the classes present. CLC codes in no group (122, 123, 124, 131, 132, 133, 141, 142, 332, 334,
 335, 423) are ignored (-1). Known codes are the 44 CLC legend codes only: 0 (no label after
-:func:`corine_to_clc`) is counted as unknown, so mask no-label pixels first if they are expected."""
+:class:`CorineCodes`) is counted as unknown, so mask no-label pixels first if they are expected."""
 
 CDL_KNOWN_CODES: frozenset[int] = frozenset(range(256))
 """Codes treated as defined by the CDL. The CDL is distributed as an 8-bit raster whose legend

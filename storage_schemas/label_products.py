@@ -1,12 +1,15 @@
 """The downstream label datasets, one configuration entry each (SpectralEarth section 3.2).
 
-Adding the next label product is an entry here, not code: where its rasters are (a path pattern
-with ``{year}`` for products released per year), how its codes are read (``code_convention``),
-which class map turns them into classes, the task, how to sample it (``oversample`` for sources
-coarser than a patch), which patches qualify (months, years, nearest product year) and the mask
-folder name the published SpectralEarth code expects. Vector products (the journal version's
-tree-species and crop-parcel polygons) give ``kind="vector"`` and the attribute that holds the
-code; they are rasterised onto the patch grid before the same class map applies.
+Adding the next label product is an entry here, not code: where its files are (a path pattern
+with ``{year}`` for products released per year; it may match several files, e.g. CORINE's
+mainland raster and one per outermost region, each in its own CRS), how its codes are read
+(``code_convention``), which class map turns them into classes, the task, which patches qualify
+(months, years, nearest product year) and the mask folder name the published SpectralEarth code
+expects. Each file's type decides how it is read: GeoTIFF rasters, or polygons (GeoPackage,
+GeoParquet, ...: CORINE's ``Code_18`` polygons, the journal version's tree-species and crop-parcel
+polygons) whose ``vector_attribute`` holds the code and which are rasterised onto the patch grid
+before the same class map applies. A multi-label product's classes are those of every source cell
+or polygon that overlaps the patch.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ class LabelProduct:
     source: str
     """Label source (external asset) name: ``corine``, ``cdl``, ``nlcd``."""
     path_pattern: str
-    """Relative to the label-source root; ``{year}`` is replaced by each product year."""
+    """Relative to the label-source root (``**`` for any folder depth); ``{year}`` is replaced by
+    each product year. Of the files it matches, rasters (``.tif``) and vector files (``.gpkg``,
+    ``.parquet``, ...) are sources; other files (value tables, ``.aux.xml``, documents) are not."""
     class_map: str
     """Key of ``storage_schemas.label_classes.CLASS_MAPS``, or the name of the inline ``classes``."""
     task: str
@@ -34,11 +39,10 @@ class LabelProduct:
     mask_folder: str
     """Folder of the masks in the published layout: ``cdl``, ``nlcd`` or ``corine``."""
     code_convention: str = "native"
-    """``native`` codes, or for CORINE ``grid`` (1-44) / ``clc`` (3-digit) / ``detect``."""
-    kind: str = "raster"
+    """``native`` codes, or for CORINE ``grid`` (1-44) / ``clc`` (3-digit) / ``detect`` (per file; a
+    value table beside a raster always decides for its raster)."""
     vector_attribute: str = ""
-    oversample: int = 1
-    """Sample class presence this many times finer than the patch (coarse sources)."""
+    """The attribute of vector files that holds the code (matched without regard to case)."""
     years: tuple[int, ...] = ()
     """Product years available; empty: one product for all years."""
     year_rule: str = "any"
@@ -63,13 +67,16 @@ LABEL_PRODUCTS: dict[str, LabelProduct] = {
             name="enmap_corine",
             sensor="enmap",
             source="corine",
-            path_pattern="corine/*.tif",
+            path_pattern="corine/**/*",
             class_map="corine",
             task="multilabel",
             mask_folder="corine",
             code_convention="detect",
-            oversample=4,
-            notes=("European patches; 19 BigEarthNet classes as multi-hot",),
+            vector_attribute="CODE_18",
+            notes=(
+                "European patches; 19 BigEarthNet classes as multi-hot; CLC rasters in any CRS (grid codes "
+                "through their .vat.dbf or the legend, or 3-digit codes) and CODE_18 GeoPackages",
+            ),
         ),
         LabelProduct(
             name="enmap_cdl",

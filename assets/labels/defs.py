@@ -67,7 +67,7 @@ def label_source_asset(source: str) -> AssetsDefinition:
         files, problems = {}, []
         for product in products:
             found = find_source_files(root, product)
-            files.update({str(f.path): f for f in found.files.values()})
+            files.update({str(f.path): f for f in found.files})
             problems += found.problems
         fingerprint = ";".join(f"{k}:{f.size_bytes}:{f.mtime_ns}" for k, f in sorted(files.items()))
         rows = {

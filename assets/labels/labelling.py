@@ -1,14 +1,18 @@
-"""Label the selected patches: tasks of a few dozen patches of one product year, each opening its
-raster once, run on the Dask client (or in-process).
+"""Label the selected patches: tasks of a few dozen patches that reach the same source files, each
+opening those files once, run on the Dask client (or in-process).
 
-A task returns compact results (codes as uint16, class indexes as int16 or the multi-hot vector),
-so 15,000 NLCD patches come back as about 1 GB; the dataset writer takes them from there.
+A patch that reaches several files (CORINE's mainland raster and a region's own, or a national
+product over the European one) is labelled from each and keeps the label of the file that
+``source_choice`` picks; disagreeing overlaps are recorded with it. A task returns compact results
+(codes as uint16, class indexes as int16 or the multi-hot vector), so 15,000 NLCD patches come
+back as about 1 GB; the dataset writer takes them from there.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections import Counter
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,8 +20,11 @@ import numpy as np
 import pandas as pd
 import rasterio
 
-from assets.labels.label_patch import PatchLabel, label_patch, source_convention
+from assets.labels.label_patch import PatchLabel, label_patch
+from assets.labels.source_choice import Overlap, choose_label, overlap_problems
+from assets.labels.sources import VECTOR, SourceFile, SourceFiles
 from assets.labels.vector_labels import VectorLabels, read_label_vector
+from storage_schemas.label_classes import name_values
 from storage_schemas.label_products import LabelProduct
 
 PATCHES_PER_TASK = 64
@@ -26,8 +33,8 @@ PATCHES_PER_TASK = 64
 @dataclass(frozen=True)
 class LabelTask:
     product: LabelProduct
-    raster: Path
-    """The source file (a raster, or polygons for a vector product)."""
+    files: tuple[SourceFile, ...]
+    """The files the task's patches reach (one, or the candidates of an overlap)."""
     rows: pd.DataFrame
     """sample_id, epsg, x0, y0 of the task's patches."""
 
@@ -38,8 +45,10 @@ class LabelledPatches:
 
     sample_id: list[str]
     labels: list[PatchLabel]
-    convention: dict[int, str]
-    """CORINE code convention detected per product year (empty for other sources)."""
+    overlaps: list[list[Overlap]] = field(default_factory=list)
+    """Per patch, the other files that label it differently (see ``source_choice``)."""
+    convention: dict[str, str] = field(default_factory=dict)
+    """CORINE: how each file used converts its values (``vat``, ``grid``, ``clc``), by name."""
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -48,59 +57,101 @@ class LabelledPatches:
                 "labelled_fraction": [p.labelled_fraction for p in self.labels],
                 "unknown_codes": [p.unknown_codes for p in self.labels],
                 "reason": [p.left_out for p in self.labels],
+                "source": [p.source for p in self.labels],
+                "unknown_values": [p.unknown_values for p in self.labels],
+                "overlaps": self.overlaps or [[] for _ in self.labels],
             }
         )
 
 
-def label_tasks(candidates: pd.DataFrame, product: LabelProduct, rasters: dict[int, Path]) -> list[LabelTask]:
+def label_tasks(candidates: pd.DataFrame, product: LabelProduct, sources: SourceFiles) -> list[LabelTask]:
+    """Tasks of up to PATCHES_PER_TASK patches of one product year that reach the same files."""
+    by_name = {(f.year, f.name): f for f in sources.files}
     tasks = []
-    for year, part in candidates.groupby("label_year", sort=True):
+    keys = pd.Series(list(zip(candidates["label_year"], candidates["source_files"], strict=True)))
+    for (year, names), part in candidates.groupby(keys.to_numpy(), sort=True):
+        files = tuple(by_name[(int(year), n)] for n in names)
         cols = part[["sample_id", "epsg", "x0", "y0"]].reset_index(drop=True)
         for start in range(0, len(cols), PATCHES_PER_TASK):
-            tasks.append(LabelTask(product, rasters[int(year)], cols.iloc[start : start + PATCHES_PER_TASK]))
+            tasks.append(LabelTask(product, files, cols.iloc[start : start + PATCHES_PER_TASK]))
     return tasks
 
 
-def run_label_task(task: LabelTask) -> tuple[str, list[tuple[str, PatchLabel]]]:
-    """Open the source once, detect its code convention, label every patch of the task."""
-    with _open_source(task.raster, task.product) as source:
-        convention = "" if task.product.kind == "vector" else source_convention(source, task.product)
-        out = [
-            (row.sample_id, label_patch(source, task.product, int(row.epsg), row.x0, row.y0, convention))
-            for row in task.rows.itertuples()
-        ]
-    return convention, out
+def run_label_task(task: LabelTask) -> list[tuple[str, PatchLabel, list[Overlap]]]:
+    """Open the task's files once, label every patch from each, keep the rule's choice."""
+    with ExitStack() as stack:
+        opened = [(f, stack.enter_context(_open_source(f, task.product))) for f in task.files]
+        out = []
+        for row in task.rows.itertuples():
+            epsg = int(row.epsg)
+            candidates = [
+                (f.name, f.cell_m, label_patch(source, task.product, epsg, row.x0, row.y0, f.codes))
+                for f, source in opened
+            ]
+            label, overlaps = choose_label(candidates)
+            out.append((row.sample_id, label, overlaps))
+    return out
 
 
 @contextmanager
-def _open_source(path: Path, product: LabelProduct):
-    if product.kind == "vector":
-        yield _vector(path, product, path.stat().st_mtime_ns)
+def _open_source(file: SourceFile, product: LabelProduct):
+    if file.kind == VECTOR:
+        yield _vector(file.path, product, file.mtime_ns)
         return
-    with rasterio.open(path) as ds:
+    with rasterio.open(file.path) as ds:
         yield ds
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)
 def _vector(path: Path, product: LabelProduct, mtime_ns: int) -> VectorLabels:
     """Polygons read once per worker process and file version, not once per task."""
     return read_label_vector(path, product)
 
 
 def label_candidates(
-    candidates: pd.DataFrame, product: LabelProduct, rasters: dict[int, Path], map_fn
+    candidates: pd.DataFrame, product: LabelProduct, sources: SourceFiles, map_fn
 ) -> LabelledPatches:
-    tasks = label_tasks(candidates, product, rasters)
+    tasks = label_tasks(candidates, product, sources)
     results = map_fn(run_label_task, tasks)
-    by_id: dict[str, PatchLabel] = {}
-    convention: dict[int, str] = {}
-    for task, (conv, labelled) in zip(tasks, results, strict=True):
-        if conv:
-            year = next(y for y, p in rasters.items() if p == task.raster)
-            convention[year] = conv
-        by_id.update(labelled)
+    by_id: dict[str, tuple[PatchLabel, list[Overlap]]] = {}
+    for labelled in results:
+        by_id.update({sample: (label, overlaps) for sample, label, overlaps in labelled})
     ids = list(candidates["sample_id"])
-    return LabelledPatches(ids, [by_id[i] for i in ids], convention)
+    used = {p.source for p, _ in by_id.values()}
+    convention = {f.name: f.codes.convention for f in sources.files if f.codes is not None and f.name in used}
+    return LabelledPatches(ids, [by_id[i][0] for i in ids], [by_id[i][1] for i in ids], convention)
+
+
+def per_source(table: pd.DataFrame, rows: np.ndarray) -> dict[str, dict]:
+    """Per source file: the dataset's patches it labelled (``rows`` of ``table``, the candidates'
+    labelling table) and the unknown values it held in any patch it labelled, with their pixels."""
+    kept = Counter(table["source"].to_numpy()[rows].tolist())
+    out = {
+        s: {"patches": kept.get(s, 0), "unknown_values": set(), "unknown_pixels": 0}
+        for s in set(table["source"])
+    }
+    hit = table[table["unknown_codes"] > 0]
+    for source, values, pixels in zip(
+        hit["source"], hit["unknown_values"], hit["unknown_codes"], strict=True
+    ):
+        out[source]["unknown_values"].update(int(v) for v in values)
+        out[source]["unknown_pixels"] += int(pixels)
+    return {s: {**v, "unknown_values": sorted(v["unknown_values"])} for s, v in sorted(out.items())}
+
+
+def labelling_problems(table: pd.DataFrame, conventions: dict[str, str]) -> list[str]:
+    """What a person should see about the sources' content: files that disagree where they overlap,
+    and values a file holds outside its conversion or class map (counted, never a class)."""
+    overlaps = [(s, o) for s, found in zip(table["sample_id"], table["overlaps"], strict=True) for o in found]
+    problems = overlap_problems(overlaps)
+    for source, found in per_source(table, np.empty(0, dtype=np.intp)).items():
+        if found["unknown_values"]:
+            how = f"its {conventions[source]!r} conversion" if source in conventions else "the class map"
+            problems.append(
+                f"{source}: values {name_values(found['unknown_values'])} are outside {how} "
+                f"({found['unknown_pixels']} pixels): counted in unknown_codes, never a class"
+            )
+    return problems
 
 
 def dominant_class(labels: list[PatchLabel], ignore_index: int | None) -> np.ndarray:

@@ -2,14 +2,16 @@
 
 In order, each with a reason a person can read: the acquisition month (EnMAP-CDL takes the
 summers, June to September), a product year for the acquisition year (CDL: the same year; NLCD:
-the nearest product year), a raster for that year, and a patch window that reaches the raster's
-extent. What passes is labelled; the labelled fraction then decides the rest.
+the nearest product year), a raster for that year, and a patch window that reaches the extent of
+one of that year's files (``source_files``: every file it reaches, for ``source_choice``). What
+passes is labelled; the labelled fraction then decides the rest.
 """
 
 from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,8 +26,8 @@ from storage_schemas.plan import PATCH_M
 @dataclass
 class Selection:
     candidates: pd.DataFrame
-    """Release rows (slot, location_id, tile_id, time, epsg, x0, y0) with ``sample_id`` and
-    ``label_year``."""
+    """Release rows (slot, location_id, tile_id, time, epsg, x0, y0) with ``sample_id``,
+    ``label_year`` and ``source_files`` (the names of the files whose extent the patch reaches)."""
     left_out: pd.DataFrame
     """``sample_id`` and ``reason`` of every release patch not labelled."""
 
@@ -47,23 +49,30 @@ def select_patches(index: pd.DataFrame, product: LabelProduct, sources: SourceFi
             continue
         if year is None:
             reason.iat[i] = f"no {product.source} product for {acquired}"
-        elif rows["label_year"].iat[i] not in sources.files:
+        elif rows["label_year"].iat[i] not in sources.years:
             reason.iat[i] = f"no {product.source} raster for {year}"
     waiting = reason == ""
+    rows["source_files"] = pd.Series([()] * len(rows), index=rows.index, dtype=object)
+    corners = ((0, 0), (PATCH_M, 0), (0, PATCH_M), (PATCH_M, PATCH_M))
     for year, part in rows[waiting].groupby("label_year"):
-        bounds = sources.files[int(year)].bounds_lonlat
-        outside = ~_reaches(part, bounds)
-        reason[part.index[outside]] = f"outside {sources.files[int(year)].path.name}"
+        files = sources.of_year(int(year))
+        lon, lat = patch_points_lonlat(part, corners)
+        reach = np.column_stack([_reaches(lon, lat, f.bounds_lonlat) for f in files])
+        rows.loc[part.index, "source_files"] = pd.Series(
+            [tuple(f.name for f, r in zip(files, row, strict=True) if r) for row in reach], index=part.index
+        )
+        names = ", ".join(Path(f.name).name for f in files[:3]) + (" ..." if len(files) > 3 else "")
+        reason[part.index[~reach.any(axis=1)]] = f"outside {names}"
     kept = reason == ""
     left_out = pd.DataFrame({"sample_id": rows.loc[~kept, "sample_id"], "reason": reason[~kept]})
     return Selection(rows[kept].reset_index(drop=True), left_out.reset_index(drop=True))
 
 
-def _reaches(patches: pd.DataFrame, bounds: tuple[float, float, float, float]) -> np.ndarray:
-    """Whether each patch's lon/lat box meets the raster's lon/lat box (a coarse, safe test:
-    patches that pass may still be unlabelled, and their labelled fraction says so)."""
+def _reaches(lon: np.ndarray, lat: np.ndarray, bounds: tuple[float, float, float, float]) -> np.ndarray:
+    """Whether each patch's lon/lat box (its corners: (4, n) ``lon``, ``lat``) meets the raster's
+    lon/lat box (a coarse, safe test: patches that pass may still be unlabelled, and their
+    labelled fraction says so)."""
     west, south, east, north = bounds
-    lon, lat = patch_points_lonlat(patches, ((0, 0), (PATCH_M, 0), (0, PATCH_M), (PATCH_M, PATCH_M)))
     if west <= east:
         in_lon = (lon.max(0) >= west) & (lon.min(0) <= east)
     else:  # the source crosses the antimeridian: [west, 180] and [-180, east]

@@ -1,5 +1,6 @@
-"""Vector label products (the journal version's tree-species and crop-parcel polygons): polygons
-with an integer code attribute, rasterised onto each patch's grid.
+"""Vector label sources (CORINE as GeoPackage polygons with ``Code_18``, the journal version's
+tree-species and crop-parcel polygons): polygons with an integer code attribute (or digits as
+text), rasterised onto each patch's grid.
 
 Rasterising is the vector counterpart of the nearest-neighbour warp: a patch pixel takes the code
 of the polygon that contains its centre (GDAL's rule without ``all_touched``), and where polygons
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.features import rasterize
 
+from assets.labels.footprint import footprint_in
 from storage_schemas.label_products import LabelProduct
 
 VECTOR_SUFFIXES = (".parquet", ".geoparquet", ".gpkg", ".geojson", ".fgb", ".shp")
@@ -57,6 +60,15 @@ class VectorLabels:
         shapes = zip(geometries, self.codes[hits].tolist(), strict=True)
         return rasterize(shapes, out=out, transform=transform, all_touched=False)
 
+    def present(self, epsg: int, x0: float, y0: float) -> np.ndarray:
+        """Sorted codes of the polygons that share some area with the patch footprint (touching its
+        edge is not enough): class presence, as BigEarthNet takes it from the CLC polygons."""
+        xs, ys = footprint_in(self.crs.to_wkt(), epsg, x0, y0)
+        footprint = shapely.Polygon(np.column_stack([xs, ys]))
+        hits = self.tree.query(footprint, predicate="intersects")
+        hits = hits[~shapely.touches(self.geometries[hits], footprint)]
+        return np.unique(self.codes[hits])
+
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         return tuple(float(v) for v in shapely.total_bounds(self.geometries))
@@ -70,16 +82,37 @@ def read_label_vector(path: Path, product: LabelProduct) -> VectorLabels:
         raise VectorSourceError(f"{path}: unreadable as vector data: {exc}") from None
     if frame.crs is None:
         raise VectorSourceError(f"{path}: the polygons have no CRS; cannot place their labels")
-    attribute = product.vector_attribute
-    if attribute not in frame.columns:
-        columns = ", ".join(map(str, frame.columns))
-        raise VectorSourceError(f"{path}: no attribute {attribute!r} (columns: {columns})")
-    codes = frame[attribute]
-    if not np.issubdtype(codes.dtype, np.integer):
-        raise VectorSourceError(
-            f"{path}: attribute {attribute!r} is {codes.dtype}; class codes must be integers"
-        )
+    attribute = _attribute(frame, product.vector_attribute, path)
+    codes = _integer_codes(frame[attribute], attribute, path)
     polygonal = frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
     geometries = frame.geometry.to_numpy()[polygonal]
     crs = CRS.from_user_input(frame.crs)
-    return VectorLabels(Path(path), crs, geometries, codes.to_numpy()[polygonal], shapely.STRtree(geometries))
+    return VectorLabels(Path(path), crs, geometries, codes[polygonal], shapely.STRtree(geometries))
+
+
+def _attribute(frame: gpd.GeoDataFrame, name: str, path: Path) -> str:
+    """The code attribute, matched without regard to case (Copernicus's CLC GeoPackages spell it
+    ``Code_18``, extracts ``CODE_18``)."""
+    if name in frame.columns:
+        return name
+    same = [c for c in frame.columns if str(c).lower() == name.lower()]
+    if len(same) == 1:
+        return same[0]
+    columns = ", ".join(map(str, frame.columns))
+    raise VectorSourceError(f"{path}: no attribute {name!r} (columns: {columns})")
+
+
+def _integer_codes(column: pd.Series, attribute: str, path: Path) -> np.ndarray:
+    """Integer codes, or text that holds only digits (CLC's ``Code_18`` is text: ``"211"``)."""
+    if np.issubdtype(column.dtype, np.integer):
+        return column.to_numpy()
+    if not pd.api.types.is_string_dtype(column):
+        raise VectorSourceError(
+            f"{path}: attribute {attribute!r} is {column.dtype}; class codes must be integers"
+        )
+    text = column.astype("string").str.strip()
+    digits = text.str.fullmatch(r"\d+").fillna(False).to_numpy(dtype=bool)
+    if not digits.all():
+        bad = sorted(set(column[~digits].astype(str)))[:5]
+        raise VectorSourceError(f"{path}: attribute {attribute!r} holds {bad}; class codes must be digits")
+    return text.astype("int64").to_numpy()

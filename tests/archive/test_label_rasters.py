@@ -188,7 +188,7 @@ def test_the_label_stage_reads_and_aligns_every_file(roots, name, footprint):
     assert described.dtype == "uint8"
     epsg, x0, y0 = _patch(footprint)
     with rasterio.open(path) as ds:
-        aligned = align_to_patch(ds, epsg, x0, y0, oversample=4 if name == CORINE else 1)
+        aligned = align_to_patch(ds, epsg, x0, y0, presence=name == CORINE)
     assert aligned.labelled_fraction == 1.0
     assert (aligned.codes != UNLABELLED).all() and len(aligned.present) >= 2
     if name == NLCD:

@@ -16,7 +16,7 @@ from storage_schemas.label_classes import (
     DESIS_CDL,
     NLCD_15,
     ClassMap,
-    corine_to_clc,
+    CorineCodes,
     detect_corine_convention,
 )
 
@@ -58,35 +58,51 @@ def test_grid_table_is_the_clc_legend_order() -> None:
 
 
 def test_corine_grid_to_clc_hand_mask() -> None:
-    grid = np.array([[1, 2, 12], [48, 44, 255], [49, 50, 23]], dtype=np.uint8)
-    clc = corine_to_clc(grid, "grid")
+    grid = np.array([[1, 2, 12], [48, 44, 255], [49, 50, 23], [128, 0, 45]], dtype=np.uint8)
+    clc, unknown = CorineCodes.legend("grid").convert(grid)
     assert clc.dtype == np.uint16
-    np.testing.assert_array_equal(clc, [[111, 112, 211], [0, 523, 0], [0, 0, 311]])
+    np.testing.assert_array_equal(clc, [[111, 112, 211], [0, 523, 0], [0, 0, 311], [0, 0, 0]])
+    np.testing.assert_array_equal(unknown[3], [False, True, True])  # 0 and 45 are no grid codes
+    assert not unknown[:3].any()
 
 
 def test_corine_clc_convention_keeps_codes_and_blanks_no_label() -> None:
-    values = np.array([111, 523, 999, 990, 995, 0], dtype=np.int16)
-    out = corine_to_clc(values, "clc")
-    assert out.dtype == np.uint16
-    np.testing.assert_array_equal(out, [111, 523, 0, 0, 0, 0])
+    values = np.array([111, 523, 999, 990, 995, 4294967295, 150, 0], dtype=np.uint32)
+    clc, unknown = CorineCodes.legend("clc").convert(values)
+    np.testing.assert_array_equal(clc, [111, 523, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(unknown, [False] * 6 + [True, True])
 
 
-def test_corine_to_clc_refuses_undefined_codes() -> None:
-    with pytest.raises(ValueError, match="45"):
-        corine_to_clc(np.array([1, 45], dtype=np.uint8), "grid")
+def test_a_files_own_nodata_is_no_data_and_0_only_where_the_file_says_so() -> None:
+    values = np.array([0, -128, 7], dtype=np.int16)
+    _, unknown = CorineCodes.legend("grid", nodata=0).convert(values)
+    np.testing.assert_array_equal(unknown, [False, False, False])
+    _, unknown = CorineCodes.legend("grid").convert(values)
+    np.testing.assert_array_equal(unknown, [True, False, False])
+
+
+def test_a_value_table_decides_over_the_legend() -> None:
+    codes = CorineCodes.from_table({1: 311, 2: 512, 3: 999, 255: 211})
+    clc, unknown = codes.convert(np.array([1, 2, 3, 4, 255, 48], dtype=np.uint8))
+    np.testing.assert_array_equal(clc, [311, 512, 0, 0, 211, 0])
+    np.testing.assert_array_equal(unknown, [False, False, False, True, False, False])
     with pytest.raises(ValueError, match="150"):
-        corine_to_clc(np.array([111, 150]), "clc")
+        CorineCodes.from_table({1: 150})
     with pytest.raises(ValueError, match="convention"):
-        corine_to_clc(np.array([1]), "lccs")
+        CorineCodes.legend("lccs")
 
 
 def test_detect_convention() -> None:
     assert detect_corine_convention(np.array([[1, 44], [48, 255]], dtype=np.uint8)) == "grid"
     assert detect_corine_convention(np.array([50, 49, 2])) == "grid"
     assert detect_corine_convention(np.array([[111, 523], [999, 311]], dtype=np.uint16)) == "clc"
+    assert detect_corine_convention(np.array([211, 311, 4294967295], dtype=np.uint32)) == "clc"
+    # stray values of neither convention do not decide: they are unknown codes of the file
+    assert detect_corine_convention(np.array([0, 1, 2, 128])) == "grid"
+    assert detect_corine_convention(np.array([111, 700, 211])) == "clc"
 
 
-def test_detect_refuses_a_mixed_raster_naming_the_values() -> None:
+def test_detect_refuses_a_raster_mixing_both_in_equal_parts_naming_the_values() -> None:
     mixed = np.array([[12, 12], [211, 311]], dtype=np.uint16)
     with pytest.raises(ValueError, match="mixes") as err:
         detect_corine_convention(mixed)
@@ -95,10 +111,10 @@ def test_detect_refuses_a_mixed_raster_naming_the_values() -> None:
 
 def test_detect_refuses_values_of_neither_convention() -> None:
     with pytest.raises(ValueError, match="700"):
-        detect_corine_convention(np.array([111, 700]))
-    with pytest.raises(ValueError, match=r"\[0\]"):
-        detect_corine_convention(np.array([0, 1, 2]))
-    with pytest.raises(ValueError, match="empty"):
+        detect_corine_convention(np.array([700, 0]))
+    with pytest.raises(ValueError, match="no value other than no data"):
+        detect_corine_convention(np.array([48, 255], dtype=np.uint8))
+    with pytest.raises(ValueError, match="no value other than no data"):
         detect_corine_convention(np.array([], dtype=np.uint8))
 
 
@@ -271,8 +287,9 @@ def test_real_corine_hannover_grid_codes(realdata: Path) -> None:
     with rasterio.open(path) as src:
         grid = src.read(1)
     assert detect_corine_convention(grid) == "grid"
-    clc = corine_to_clc(grid, "grid")
-    hot, unknown = CORINE_BIGEARTHNET19.multi_hot(clc)
+    clc, outside = CorineCodes.legend("grid").convert(grid)
+    assert not outside.any()
+    hot, unknown = CORINE_BIGEARTHNET19.multi_hot(clc[clc != 0])
     assert unknown == 0
     assert hot.any()
     # Near Hannover: arable land and discontinuous urban fabric dominate the sample.

@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from affine import Affine
+from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform
 
 from assets.labels.align import (
-    PRESENCE_OVERSAMPLING,
     UNLABELLED,
     LabelSourceError,
     align_to_patch,
@@ -68,14 +69,34 @@ def test_real_corine_patch_half_outside_has_its_labelled_fraction(realdata: Path
     assert (aligned.codes[:, 0] == UNLABELLED).all() and (aligned.codes[:, -1] != UNLABELLED).all()
 
 
-def test_real_oversampled_presence_finds_every_class_the_plain_warp_finds(realdata: Path):
+def test_real_presence_is_every_cell_that_overlaps_the_footprint(realdata: Path):
+    """On the real CORINE sample (25 m cells, EPSG:3035) against shapely: each cell as a polygon
+    in EPSG:3035, the patch square densified every 10 m in UTM and carried over; a cell counts
+    when their intersection has an area."""
     path, epsg = SAMPLES["corine"]
     with rasterio.open(realdata / path) as ds:
         x0, y0 = window_at(ds, epsg)
         plain = align_to_patch(ds, epsg, x0, y0)
-        fine = align_to_patch(ds, epsg, x0, y0, oversample=PRESENCE_OVERSAMPLING)
-    assert set(plain.present) <= set(fine.present)
-    assert np.array_equal(plain.codes, fine.codes)
+        exact = align_to_patch(ds, epsg, x0, y0, presence=True)
+        square = shapely.segmentize(shapely.box(x0, y0 - 3840, x0 + 3840, y0), 10.0)
+        to_3035 = Transformer.from_crs(epsg, ds.crs.to_wkt(), always_xy=True)
+        footprint = shapely.transform(square, lambda xy: np.column_stack(to_3035.transform(*xy.T)))
+        left, bottom, right, top = footprint.bounds
+        window = rasterio.windows.from_bounds(left, bottom, right, top, ds.transform).round_offsets()
+        window = rasterio.windows.Window(
+            window.col_off - 1, window.row_off - 1, window.width + 3, window.height + 3
+        )
+        values = ds.read(1, window=window)
+        t = ds.window_transform(window)
+    rows, cols = np.indices(values.shape)
+    cells = shapely.box(t.c + cols * t.a, t.f + (rows + 1) * t.e, t.c + (cols + 1) * t.a, t.f + rows * t.e)
+    shapely.prepare(footprint)
+    overlap = shapely.within(cells, footprint)
+    edge = ~overlap & shapely.intersects(cells, footprint)
+    overlap[edge] = shapely.area(shapely.intersection(cells[edge], footprint)) > 0
+    assert np.array_equal(exact.present, np.unique(values[overlap]))
+    assert set(plain.present) <= set(exact.present)
+    assert np.array_equal(plain.codes, exact.codes)
 
 
 def test_a_label_raster_without_crs_is_refused_by_name(tmp_path: Path):

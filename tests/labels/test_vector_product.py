@@ -24,7 +24,6 @@ TREES = LabelProduct(
     class_map="tree_species",
     task="segmentation",
     mask_folder="tree_species",
-    kind="vector",
     vector_attribute="species",
     classes=(("Pine", (1,)), ("Beech", (2,)), ("Oak", (3,))),
 )
