@@ -206,3 +206,20 @@ def write_tar_delivery(
         for info, data in extra or []:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     os.replace(tmp, target)
+
+
+def unpack_deliveries_as_folders(archive: Path, target: Path) -> list[str]:
+    """The products of every delivery tarball under ``archive`` as plain product folders under
+    ``target`` (``<target>/<name>/<name>-...``), for comparisons of the two forms (tests and
+    ``benchmarks/deliveries.py``). Python's tarfile and zipfile only, none of the scan's code.
+    Returns the product names."""
+    names = []
+    target.mkdir(parents=True, exist_ok=True)
+    for tarball in sorted(archive.rglob("*.tar.gz")):
+        with tarfile.open(tarball) as tar:
+            for member in tar:
+                if member.isfile() and member.name.upper().endswith(".ZIP"):
+                    with tar.extractfile(member) as stream, zipfile.ZipFile(stream) as product:
+                        product.extractall(target)
+                    names.append(Path(member.name).stem)
+    return names

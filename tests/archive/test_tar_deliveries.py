@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -27,7 +26,13 @@ from assets.archive.sources import gdal_path_of, staged_folder
 from assets.geometry.plan_io import read_locations, read_patches
 from assets.patches.release import collect_release
 from simulator import simulate_archive
-from simulator.packaging import delivery_name, tar_member, write_product_zip, write_tar_delivery
+from simulator.packaging import (
+    delivery_name,
+    tar_member,
+    unpack_deliveries_as_folders,
+    write_product_zip,
+    write_tar_delivery,
+)
 from storage_schemas.catalog import STAGE_READ, ZIP_SEPARATOR
 from storage_schemas.paths import DataLayout
 from tests.archive.test_scan import quarantined
@@ -55,18 +60,6 @@ def _product_zips(tarball: Path, out: Path) -> dict[str, Path]:
                 path.write_bytes(tar.extractfile(member).read())
                 found[path.stem] = path
     return found
-
-
-def unpack_as_folders(archive: Path, target: Path) -> None:
-    """The same products as plain product folders: each product ZIP of each delivery unpacked
-    (an independent path: Python's tarfile and zipfile, no code of ours)."""
-    target.mkdir(parents=True)
-    for tarball in _tarballs(archive):
-        with tarfile.open(tarball) as tar:
-            for member in tar.getmembers():
-                if member.isfile() and member.name.upper().endswith(".ZIP"):
-                    with zipfile.ZipFile(io.BytesIO(tar.extractfile(member).read())) as z:
-                        z.extractall(target)
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -244,7 +237,7 @@ def test_bad_members_are_refused_one_by_one_and_the_rest_goes_on(tar_layout, tmp
 
 def test_tiles_of_a_delivery_patchify_like_the_same_products_as_folders(tmp_path):
     """Catalog, plan, store and every tile on a delivery and on the same products unpacked into
-    folders by Python's tarfile: the release content and the store's bytes are the same."""
+    folders by Python's tarfile and zipfile: the release content and the store's bytes are the same."""
     delivered = DataLayout.at(tmp_path / "delivered")
     simulate_archive(
         delivered.root,
@@ -256,7 +249,7 @@ def test_tiles_of_a_delivery_patchify_like_the_same_products_as_folders(tmp_path
         delivery="tar",
     )
     folders = DataLayout.at(tmp_path / "folders")
-    unpack_as_folders(delivered.archive, folders.archive)
+    unpack_deliveries_as_folders(delivered.archive, folders.archive)
     releases, stores = [], []
     for layout in (delivered, folders):
         assert materialize(PLANNED, instance=DagsterInstance.ephemeral(), resources=resources(layout)).success
