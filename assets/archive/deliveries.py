@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import tarfile
+import tempfile
 import uuid
 import zipfile
 import zlib
@@ -50,6 +51,8 @@ MANIFEST = ".staged.json"
 MANIFEST_VERSION = 1
 PARTIAL = ".partial-"
 _CHUNK = 1 << 20
+SPOOL_BYTES = 1 << 30
+"""A product ZIP up to this size is held in memory between the tar and its unpacking."""
 _BLOCK = tarfile.BLOCKSIZE
 LEVEL_FOLDER = re.compile(r"^(?P<instrument>[A-Za-z0-9]+\.[A-Za-z0-9]+)\.(?P<level>L[0-9][A-Za-z]?)$")
 """DLR's product-type folder of an order, ``ENMAP.HSI.L2A``."""
@@ -248,37 +251,37 @@ def _classify(member: tarfile.TarInfo, seen: set[str], accepted_level: str) -> s
 def _unpack_zip_member(
     tar: tarfile.TarFile, member: tarfile.TarInfo, partial: Path, staged: StagedDelivery
 ) -> int:
-    """Copy one ZIP out of the tar (size checked against the header), unpack its members into
-    the folder of the ZIP's own member path (sizes and CRC-32s checked), remove the copy. Returns
-    the CRC-32 of the ZIP's bytes. A bad ZIP becomes a refusal; a short tar member raises."""
+    """Copy one ZIP out of the tar (size checked against the header; in memory up to
+    ``SPOOL_BYTES``, else in a temporary file in the partial folder), unpack its members into the
+    folder of the ZIP's own member path (sizes and CRC-32s checked). Returns the CRC-32 of the
+    ZIP's bytes. A bad ZIP becomes a refusal; a short tar member raises."""
     target = partial.joinpath(*PurePosixPath(member.name).parts)
-    copy = target.with_name(target.name + ".zip-copy")
-    copy.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     crc, written = 0, 0
-    source = tar.extractfile(member)
-    with source, open(copy, "wb") as out:
+    with tar.extractfile(member) as source, tempfile.SpooledTemporaryFile(SPOOL_BYTES, dir=partial) as copy:
         while chunk := source.read(_CHUNK):
             crc = zlib.crc32(chunk, crc)
             written += len(chunk)
-            out.write(chunk)
-    if written != member.size:
-        raise tarfile.ReadError(f"{member.name} has {written:,} of the {member.size:,} bytes of its header")
-    try:
-        _unzip(copy, target)
-        staged.products.append(member.name)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, UnsafeArchiveError, EOFError) as exc:
-        shutil.rmtree(target, ignore_errors=True)
-        reason = str(exc) if isinstance(exc, UnsafeArchiveError) else f"not a readable ZIP: {exc}"
-        staged.refusals.append((member.name, f"ZIP in the delivery is refused: {reason}"))
-    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
-        staged.refusals.append((member.name, f"its files collide with another member's path: {exc}"))
-    finally:
-        copy.unlink(missing_ok=True)
+            copy.write(chunk)
+        if written != member.size:
+            raise tarfile.ReadError(
+                f"{member.name} has {written:,} of the {member.size:,} bytes of its header"
+            )
+        copy.seek(0)
+        try:
+            _unzip(copy, target)
+            staged.products.append(member.name)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, UnsafeArchiveError, EOFError) as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            reason = str(exc) if isinstance(exc, UnsafeArchiveError) else f"not a readable ZIP: {exc}"
+            staged.refusals.append((member.name, f"ZIP in the delivery is refused: {reason}"))
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+            staged.refusals.append((member.name, f"its files collide with another member's path: {exc}"))
     return crc
 
 
-def _unzip(path: Path, target: Path) -> None:
-    with zipfile.ZipFile(path) as archive:
+def _unzip(stream: BinaryIO, target: Path) -> None:
+    with zipfile.ZipFile(stream) as archive:
         infos = archive.infolist()
         check_member_names([i.filename for i in infos])
         target.mkdir()
