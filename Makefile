@@ -9,7 +9,9 @@ export ENMAP_ARCHIVE := $(abspath $(or $(ENMAP_ARCHIVE),$(SPECTRAL_DATA_ROOT)/ar
 export DESIS_ARCHIVE := $(abspath $(or $(DESIS_ARCHIVE),$(SPECTRAL_DATA_ROOT)/archive_desis))
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),$(SPECTRAL_DATA_ROOT)/.dagster))
 
-DEMO_TILES ?= 36
+# 44 EnMAP products: 20 of the demo visit model's anchors (16 label sites about 42 km apart, so
+# each label dataset's blocked split has blocks for val and test; the antimeridian), 24 at random
+DEMO_TILES ?= 44
 DEMO_TILE_SIZE ?= 384
 DEMO_FAULTS ?= 6
 DEMO_DESIS_TILES ?= 10

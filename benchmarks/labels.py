@@ -1,6 +1,7 @@
-"""Patches labelled per second, per label source: the per-patch cost of the label datasets.
+"""Patches labelled per second, per label source, and the peak memory of a dataset's labels.
 
     .venv/bin/python benchmarks/labels.py [--patches 400] [--repeats 3] [--tmp DIR]
+                                          [--memory-patches 1500 3000] [--skip-rates] [--skip-memory]
 
 Why: a label dataset asset aligns every candidate patch of a release to its source (the paper's
 NLCD set has 15,000 patches, its CORINE set 11,000, out of 538,974 in the release), and a new CDL
@@ -22,25 +23,52 @@ Patches are UTM windows on the 30 m grid inside each raster, in random order (se
 by ``label_patch`` exactly as the asset does, with one open dataset per source (the asset opens
 one per task of 64 patches). The median of ``--repeats`` passes is reported; one process, one
 thread, so the rate per worker core.
+
+Memory: the labels of an NLCD dataset of ``--memory-patches`` patches on the NLCD raster above,
+from labelling to the written ``mask`` and ``classes`` arrays and the content version, each size
+and way in a fresh process (peak RSS is a per-process high-water mark), GDAL's block cache pinned
+to 256 MB so that it does not blur the comparison:
+
+- ``in_memory``: the build before streaming: every patch's label kept (``label_candidates`` on all
+  candidates), masks and classes stacked, then hashed and written;
+- ``streamed``: the build's way now (``label_stream``, ``partial_dataset``): batches of 1,024
+  patches spilled into the partial dataset, rows read back a shard at a time.
+
+Peak RSS above the process's RSS before labelling is reported, and its growth per 1,000 patches
+between the two sizes; the paper's 15,000 NLCD patches are extrapolated linearly from the larger
+size (say ``--memory-patches 15000`` to measure it: about 5 minutes per way on one core). The
+reflectance copy, the dataset's other part, reads and writes one shard of 64 images at a time
+whatever the size, so it is not measured here.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import rasterio
+import zarr
 from affine import Affine
 from pyproj import CRS, Transformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from assets.labels.dataset_writer import LabelDatasetContent, content_version, write_label_arrays
 from assets.labels.label_patch import label_patch, source_convention
+from assets.labels.label_stream import stream_labels
+from assets.labels.labelling import label_candidates
+from assets.labels.partial_dataset import partial_dataset
+from storage_schemas.label_dataset import CLASSES, MASK
 from storage_schemas.label_products import LABEL_PRODUCTS
 from storage_schemas.paths import realdata_dir
 from storage_schemas.plan import PATCH_M
@@ -135,32 +163,161 @@ def measure(path: Path, name: str, windows, patches: int) -> tuple[float, float]
     return patches / seconds, float(np.mean(labelled))
 
 
+MEMORY_SOURCE = "nlcd"
+PAPER_NLCD_PATCHES = 15_000
+GDAL_CACHE_MB = 256
+
+
+def memory_candidates(folder: Path, raster: Path, n: int, rng: np.random.Generator) -> Path:
+    """``n`` candidate windows on the NLCD raster, in a parquet file the child processes read."""
+    _, _, pixel, size, _, _, _, utm = SOURCES[MEMORY_SOURCE]
+    with rasterio.open(raster) as ds:
+        x0, y1 = ds.transform.c, ds.transform.f
+        crs = CRS.from_wkt(ds.crs.to_wkt())
+    windows = []
+    while len(windows) < n:
+        windows += _windows(crs, x0, y1, size * pixel, utm, rng)
+    x, y = np.array(windows[:n]).T
+    ids = [f"{utm}_{i:06d}" for i in range(n)]
+    table = folder / f"candidates_{n}.parquet"
+    pd.DataFrame({"sample_id": ids, "epsg": utm, "x0": x, "y0": y, "label_year": 2021}).to_parquet(table)
+    return table
+
+
+def memory_run(mode: str, raster: Path, table: Path, out: Path) -> dict:
+    """One way of labelling ``table``'s candidates into mask and classes arrays (in this process)."""
+    product = LABEL_PRODUCTS["enmap_nlcd"]
+    candidates = pd.read_parquet(table)
+    rasters = {2021: raster}
+    serial = lambda f, items: [f(i) for i in items]  # noqa: E731
+    samples = pd.DataFrame(
+        {"sample_id": candidates["sample_id"], "split": "train", "release_slot": np.arange(len(candidates))}
+    )
+    base = _rss_mb()
+    started = time.perf_counter()
+    group = zarr.create_group(out, zarr_format=3)
+    if mode == "in_memory":
+        labels = label_candidates(candidates, product, rasters, serial).labels
+        masks = np.stack([p.mask for p in labels])
+        classes = np.stack([p.classes for p in labels])
+        content = LabelDatasetContent(samples, masks, classes, {})
+        version = content_version(content)
+        write_label_arrays(group, content)
+    else:
+        with partial_dataset(out, len(candidates), segmentation=True) as partial:
+            stream_labels(candidates, product, rasters, serial, partial)
+            rows = np.arange(len(candidates))
+            content = LabelDatasetContent(samples, partial.rows(MASK, rows), partial.rows(CLASSES, rows), {})
+            version = content_version(content)
+            write_label_arrays(group, content)
+    return {
+        "mode": mode,
+        "patches": len(candidates),
+        "seconds": time.perf_counter() - started,
+        "base_mb": base,
+        "peak_mb": _peak_rss_mb(),
+        "version": version,
+    }
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def measure_memory(tmp: Path, sizes: list[int], rng: np.random.Generator) -> dict[str, float]:
+    """Each size and way in a child process; the table; figures for the RESULT line."""
+    raster, _ = write_source(tmp, MEMORY_SOURCE, rng)
+    results = []
+    print()
+    print(
+        f"{'labels to dataset':<18} {'patches':>8} {'seconds':>8} {'base_mb':>8} "
+        f"{'peak_rss_mb':>12} {'above_base_mb':>14} {'versions':>9}"
+    )
+    for n in sizes:
+        table = memory_candidates(tmp, raster, n, rng)
+        versions = set()
+        for mode in ("in_memory", "streamed"):
+            out = tmp / f"{mode}_{n}.zarr"
+            env = {**os.environ, "GDAL_CACHEMAX": str(GDAL_CACHE_MB)}
+            child = subprocess.run(
+                [sys.executable, __file__, "--memory-run", mode, str(raster), str(table), str(out)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            run = json.loads(child.stdout.strip().splitlines()[-1])
+            versions.add(run["version"])
+            results.append(run)
+            above = run["peak_mb"] - run["base_mb"]
+            print(
+                f"{mode:<18} {n:>8} {run['seconds']:>8.1f} {run['base_mb']:>8.0f} "
+                f"{run['peak_mb']:>12.0f} {above:>14.0f} {'same' if len(versions) == 1 else 'DIFFER':>9}"
+            )
+    figures = {}
+    for mode in ("in_memory", "streamed"):
+        runs = sorted((r for r in results if r["mode"] == mode), key=lambda r: r["patches"])
+        low, high = runs[0], runs[-1]
+        above = [r["peak_mb"] - r["base_mb"] for r in (low, high)]
+        slope = (above[1] - above[0]) / max(high["patches"] - low["patches"], 1)
+        at_paper = high["peak_mb"] + slope * (PAPER_NLCD_PATCHES - high["patches"])
+        figures[mode] = (slope * 1000, at_paper)
+        print(
+            f"{mode:<18} grows {slope * 1000:.1f} MB per 1,000 patches: peak about {at_paper:.0f} MB at "
+            f"{PAPER_NLCD_PATCHES:,} NLCD patches (extrapolated from {high['patches']:,})"
+        )
+    return {
+        "peak_rss_mb": figures["streamed"][1],
+        "peak_rss_mb_in_memory": figures["in_memory"][1],
+        "mb_per_1000_streamed": figures["streamed"][0],
+        "mb_per_1000_in_memory": figures["in_memory"][0],
+    }
+
+
+def measure_rates(tmp: Path, patches: int, repeats: int, rng: np.random.Generator) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    print(f"{'source':<8} {'raster':>16} {'patches':>8} {'labelled':>9} {'per_s (median)':>15} {'runs':>24}")
+    for name in SOURCES:
+        path, windows = write_source(tmp, name, rng)
+        runs, labelled = [], 0.0
+        for _ in range(repeats):
+            rate, labelled = measure(path, name, windows, patches)
+            runs.append(rate)
+        rates[name] = statistics.median(runs)
+        size = SOURCES[name][3]
+        raster = f"{size} x {size} px"
+        shown = " ".join(f"{r:.0f}" for r in runs)
+        print(f"{name:<8} {raster:>16} {patches:>8} {labelled:>9.3f} {rates[name]:>15.1f} {shown:>24}")
+    return {f"{k}_per_s": v for k, v in rates.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patches", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tmp", type=Path, default=None)
+    parser.add_argument("--memory-patches", type=int, nargs="+", default=[1500, 3000])
+    parser.add_argument("--skip-rates", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-run", nargs=4, metavar=("MODE", "RASTER", "CANDIDATES", "OUT"))
     args = parser.parse_args(argv)
+    if args.memory_run:
+        mode, raster, table, out = args.memory_run
+        print(json.dumps(memory_run(mode, Path(raster), Path(table), Path(out))))
+        return 0
     rng = np.random.default_rng(0)
-    rates: dict[str, float] = {}
+    result: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        print(
-            f"{'source':<8} {'raster':>16} {'patches':>8} {'labelled':>9} {'per_s (median)':>15} {'runs':>24}"
-        )
-        for name in SOURCES:
-            path, windows = write_source(Path(tmp), name, rng)
-            runs, labelled = [], 0.0
-            for _ in range(args.repeats):
-                rate, labelled = measure(path, name, windows, args.patches)
-                runs.append(rate)
-            rates[name] = statistics.median(runs)
-            size = SOURCES[name][3]
-            raster = f"{size} x {size} px"
-            shown = " ".join(f"{r:.0f}" for r in runs)
-            print(
-                f"{name:<8} {raster:>16} {args.patches:>8} {labelled:>9.3f} {rates[name]:>15.1f} {shown:>24}"
-            )
-    print(" ".join(["RESULT", *(f"{k}_per_s={v:.1f}" for k, v in rates.items())]))
+        if not args.skip_rates:
+            result |= measure_rates(Path(tmp), args.patches, args.repeats, rng)
+        if not args.skip_memory:
+            result |= measure_memory(Path(tmp), sorted(args.memory_patches), rng)
+    print(" ".join(["RESULT", *(f"{k}={v:.1f}" for k, v in result.items())]))
     return 0
 
 

@@ -195,8 +195,9 @@ DEMO_VISIT_MODEL = VisitModel(
 )
 """A few dozen products that show what the mission statistics only show at scale: every site
 seen several times, on short strips with small pointing offsets, so that tiles overlap; and the
-label anchors (US Corn Belt in the summers of 2022/2023, northern Germany), so that the demo
-yields the CORINE, CDL and NLCD datasets too."""
+label anchors (8 sites in the US Corn Belt in the summers of 2022/2023, 8 in northern Germany,
+about 42 km apart: ``sites.LABEL_ANCHOR_SITES``), so that the demo yields the CORINE, CDL and
+NLCD datasets too, each with enough spatial blocks for non-empty train, val and test splits."""
 
 VISIT_MODELS = {"mission": DEFAULT_VISIT_MODEL, "demo": DEMO_VISIT_MODEL}
 

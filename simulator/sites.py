@@ -7,7 +7,15 @@ present because later stages must handle them: the antimeridian through Taveuni 
 footprints cross +-180 deg. The demo visit model adds label anchors (:data:`LABEL_ANCHOR_SITES`):
 farmland in the US Corn Belt imaged in the summers the EnMAP-CDL dataset takes (June-September
 2022 and 2023) and farmland in northern Germany (CORINE), so that a demo archive yields every
-downstream label dataset.
+downstream label dataset, each with train, validation and test samples.
+
+Why the label anchors are spread out (:func:`site_grid`): the label datasets' default split is
+spatially blocked (``assets.labels.splits``: whole 20 km blocks go to one split, with a 4 km gap
+between splits), and a split of 10% only takes a block holding at most a fifth of the samples.
+One place imaged a few times is one block, so all its samples went to train. Sites about 40 km
+apart (a 20 km block, the gap and a 384 px demo tile of 11.5 km fit between two) each fall in
+blocks of their own, so several sites in a grid give the split enough blocks to fill val and test
+with whole sites; the demo's data changes, not the split the real recipe uses.
 """
 
 from __future__ import annotations
@@ -95,14 +103,51 @@ ANCHOR_SITES: tuple[AnchorSite, ...] = (
 SUMMERS_2022_2023 = (("2022-06-01", "2022-09-30"), ("2023-06-01", "2023-09-30"))
 """The acquisition months of EnMAP-CDL (``storage_schemas.label_products``)."""
 
-LABEL_ANCHOR_SITES: tuple[AnchorSite, ...] = (
-    # Corn Belt (central Illinois; biome "cropland"): CDL and NLCD, summer visits only.
-    AnchorSite(
-        "Corn Belt (Illinois), CDL", -88.9, 40.4, visits=3, strip_length=1, date_windows=SUMMERS_2022_2023
-    ),
-    # Northern Germany near Hannover (biome "cropland"), where the real CORINE sample lies.
-    AnchorSite("Lower Saxony (Germany), CORINE", 9.9, 52.5, visits=2, strip_length=1),
-)
+SITE_SPACING_KM = 42.0
+"""Distance between neighbouring label anchors: more than a 20 km split block, the 4 km gap and a
+demo tile (11.5 km), so every site's patches lie in blocks of their own."""
+KM_PER_DEG_LAT = 111.2
+
+
+def site_grid(
+    name: str,
+    lon: float,
+    lat: float,
+    shape: tuple[int, int],
+    spacing_km: float = SITE_SPACING_KM,
+    visits: int = 1,
+    strip_length: int = 1,
+    date_windows: tuple[tuple[str, str], ...] = (),
+) -> tuple[AnchorSite, ...]:
+    """``rows x columns`` anchor sites ``spacing_km`` apart, the first at (lon, lat), the grid
+    growing east and north; named ``<name> <k>``."""
+    rows, columns = shape
+    dlat = spacing_km / KM_PER_DEG_LAT
+    sites = []
+    for r in range(rows):
+        row_lat = lat + r * dlat
+        dlon = spacing_km / (KM_PER_DEG_LAT * float(np.cos(np.radians(row_lat))))
+        for c in range(columns):
+            sites.append(
+                AnchorSite(
+                    f"{name} {len(sites) + 1}",
+                    round(lon + c * dlon, 4),
+                    round(row_lat, 4),
+                    visits=visits,
+                    strip_length=strip_length,
+                    date_windows=date_windows,
+                )
+            )
+    return tuple(sites)
+
+
+CORN_BELT_SITES = site_grid("Corn Belt (Illinois), CDL", -90.0, 40.2, (2, 4), date_windows=SUMMERS_2022_2023)
+"""Central Illinois (biome "cropland"), 8 sites in summer 2022/2023: EnMAP-CDL, EnMAP-NLCD, and
+DESIS-CDL (the ISS reaches 40 deg N)."""
+LOWER_SAXONY_SITES = site_grid("Lower Saxony (Germany), CORINE", 8.4, 52.3, (2, 4))
+"""Northern Germany around Hannover (biome "cropland", where the real CORINE sample lies), 8 sites:
+EnMAP-CORINE (beyond the ISS's 51.6 deg, so not in DESIS archives)."""
+LABEL_ANCHOR_SITES: tuple[AnchorSite, ...] = CORN_BELT_SITES + LOWER_SAXONY_SITES
 """Anchors of the demo visit model only: the mission model's archives stay as they were."""
 
 

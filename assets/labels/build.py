@@ -3,10 +3,20 @@
 The steps, each leaving a reason for every patch it drops (``left_out``):
 1. the source's rasters, checked (``sources``);
 2. the release's patches that the product may label: months, product year, extent (``selection``);
-3. each candidate aligned and mapped (``labelling``); too little labelled area is left out;
+3. each candidate aligned and mapped (``labelling``), a batch at a time, its mask and class
+   indexes spilled into the build's partial dataset as they come (``label_stream``,
+   ``partial_dataset``); too little labelled area is left out;
 4. EnMAP-CDL: balanced by dominant class (``balance``);
 5. the split by location, spatially blocked by default (``splits``);
-6. ``labels/<name>.zarr`` written atomically (``dataset_writer``).
+6. ``labels/<name>.zarr`` written atomically (``dataset_writer``), the chosen rows read back from
+   the partial dataset in sample-id order a shard at a time.
+
+Steps 4 and 5 need every candidate's label, so the final order is known only after labelling:
+masks go to the partial dataset in labelling order and are reordered on the way into the final
+one. In memory stay a few hundred bytes per candidate and one batch of arrays, so the paper's
+15,000 NLCD patches build in bounded memory (``benchmarks/labels.py`` measures it). The partial
+dataset and the writer's temporary group are removed whatever happens: a failed build leaves the
+previous dataset as it was and nothing beside it.
 """
 
 from __future__ import annotations
@@ -18,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import zarr
 
 from assets.labels.balance import balance_by_dominant_class
 from assets.labels.dataset_writer import LabelDatasetContent, content_version, write_label_dataset
-from assets.labels.labelling import dominant_class, label_candidates
+from assets.labels.label_stream import BATCH_PATCHES, stream_labels
+from assets.labels.partial_dataset import partial_dataset
 from assets.labels.selection import patch_centres_lonlat, select_patches
 from assets.labels.sources import find_source_files
 from assets.labels.splits import (
@@ -32,7 +44,7 @@ from assets.labels.splits import (
     random_split,
 )
 from assets.patches.store import open_store, store_bands
-from storage_schemas.label_dataset import SAMPLE_COORDS, SPLIT_NAMES, dataset_path
+from storage_schemas.label_dataset import CLASSES, MASK, SAMPLE_COORDS, SPLIT_NAMES, dataset_path
 from storage_schemas.label_products import LabelProduct, class_map_of
 from storage_schemas.release import MANIFEST, PATCH_INDEX
 
@@ -73,6 +85,7 @@ def build_label_dataset(
     map_fn,
     split: SplitSettings = SplitSettings(),
     min_labelled_fraction: float | None = None,
+    batch_patches: int = BATCH_PATCHES,
 ) -> BuiltDataset:
     if min_labelled_fraction is not None:
         product = dataclasses.replace(product, min_labelled_fraction=min_labelled_fraction)
@@ -90,57 +103,64 @@ def build_label_dataset(
             f"({_reason_summary(selection.left_out)})"
         )
     rasters = {year: f.path for year, f in sources.files.items()}
-    labelled = label_candidates(selection.candidates, product, rasters, map_fn)
-    table = labelled.table()
-    keep = (table["reason"] == "").to_numpy(copy=True)
-    left.append(table.loc[~keep, ["sample_id", "reason"]])
-    class_map = class_map_of(product)
-    cap = None
-    if product.balance:
-        kept_labels = [p for p, k in zip(labelled.labels, keep, strict=True) if k]
-        dominant = dominant_class(kept_labels, class_map.ignore_index)
-        kept_ids = list(table.loc[keep, "sample_id"])
-        balanced, cap = balance_by_dominant_class(kept_ids, dominant, split.seed)
-        names = np.asarray(class_map.classes, dtype=object)
-        dropped = pd.DataFrame(
-            {
-                "sample_id": np.asarray(kept_ids, dtype=object)[~balanced],
-                "reason": [
-                    f"balancing: {names[d]} dominates more than {cap} patches" for d in dominant[~balanced]
-                ],
-            }
-        )
-        left.append(dropped)
-        keep[np.flatnonzero(keep)[~balanced]] = False
-    samples = selection.candidates[keep].copy()
-    samples["labelled_fraction"] = table.loc[keep, "labelled_fraction"].to_numpy(np.float32)
-    samples["split"] = _split(samples, split)
-    excluded = samples["split"] == "excluded"
-    left.append(
-        pd.DataFrame(
-            {
-                "sample_id": samples.loc[excluded, "sample_id"],
-                "reason": f"within {split.gap_km:g} km of another split",
-            }
-        )
-    )
-    chosen = np.flatnonzero(keep)[~excluded.to_numpy()]
-    samples = samples[~excluded].rename(columns={"slot": "release_slot"})
-    order = np.argsort(samples["sample_id"].to_numpy(), kind="stable")
-    samples = samples.iloc[order].reset_index(drop=True)
-    labels = [labelled.labels[i] for i in chosen[order]]
-    content = LabelDatasetContent(
-        samples=samples[list(SAMPLE_COORDS)],
-        masks=np.stack([p.mask for p in labels]) if labels else np.zeros((0, 128, 128), np.uint16),
-        classes=_stack_classes(labels, product, class_map),
-        attrs={},
-    )
-    content.attrs = _attrs(product, manifest, store, sources, labelled.convention, split, cap)
     path = dataset_path(labels_dir, product.name)
-    version = content_version(content)
-    content.attrs["version"] = version
-    open_bands = store_bands(open_store(store))
-    write_label_dataset(path, content, store, open_bands)
+    segmentation = product.task != "multilabel"
+    with partial_dataset(path, len(selection.candidates), segmentation) as partial:
+        labelled = stream_labels(selection.candidates, product, rasters, map_fn, partial, batch_patches)
+        table = labelled.table
+        keep = (table["reason"] == "").to_numpy(copy=True)
+        left.append(table.loc[~keep, ["sample_id", "reason"]])
+        class_map = class_map_of(product)
+        cap = None
+        if product.balance:
+            dominant = labelled.dominant[keep]
+            kept_ids = list(table.loc[keep, "sample_id"])
+            balanced, cap = balance_by_dominant_class(kept_ids, dominant, split.seed)
+            names = np.asarray(class_map.classes, dtype=object)
+            dropped = pd.DataFrame(
+                {
+                    "sample_id": np.asarray(kept_ids, dtype=object)[~balanced],
+                    "reason": [
+                        f"balancing: {names[d]} dominates more than {cap} patches"
+                        for d in dominant[~balanced]
+                    ],
+                }
+            )
+            left.append(dropped)
+            keep[np.flatnonzero(keep)[~balanced]] = False
+        samples = selection.candidates[keep].copy()
+        samples["labelled_fraction"] = table.loc[keep, "labelled_fraction"].to_numpy(np.float32)
+        samples["split"] = _split(samples, split)
+        excluded = samples["split"] == "excluded"
+        left.append(
+            pd.DataFrame(
+                {
+                    "sample_id": samples.loc[excluded, "sample_id"],
+                    "reason": f"within {split.gap_km:g} km of another split",
+                }
+            )
+        )
+        chosen = np.flatnonzero(keep)[~excluded.to_numpy()]
+        samples = samples[~excluded].rename(columns={"slot": "release_slot"})
+        order = np.argsort(samples["sample_id"].to_numpy(), kind="stable")
+        samples = samples.iloc[order].reset_index(drop=True)
+        rows = chosen[order]
+        content = LabelDatasetContent(
+            samples=samples[list(SAMPLE_COORDS)],
+            masks=partial.rows(MASK, rows),
+            classes=partial.rows(CLASSES, rows) if segmentation else labelled.multi_hot[rows],
+            attrs={},
+            class_pixels=labelled.class_pixels[rows] if segmentation else None,
+        )
+        content.attrs = _attrs(product, manifest, store, sources, labelled.convention, split, cap)
+        version = content_version(content)
+        content.attrs["version"] = version
+        open_bands = store_bands(open_store(store))
+        write_label_dataset(path, content, store, open_bands)
+    written = zarr.open_group(path, mode="r")
+    content.masks = written[MASK]
+    if segmentation:
+        content.classes = written[CLASSES]
     return BuiltDataset(
         path=path,
         version=version,
@@ -172,14 +192,6 @@ def _split(samples: pd.DataFrame, settings: SplitSettings) -> np.ndarray:
         raise LabelBuildError(f"split method {settings.method!r}: use 'blocked' or 'random'")
     by_location = dict(zip(locations["location_id"], split, strict=True))
     return samples["location_id"].map(by_location).to_numpy(dtype=object)
-
-
-def _stack_classes(labels, product: LabelProduct, class_map) -> np.ndarray:
-    if labels:
-        return np.stack([p.classes for p in labels])
-    if product.task == "multilabel":
-        return np.zeros((0, class_map.num_classes), dtype=bool)
-    return np.zeros((0, 128, 128), dtype=np.int16)
 
 
 def _attrs(product, manifest, store, sources, convention, split, cap) -> dict:
@@ -214,12 +226,6 @@ def class_counts(content: LabelDatasetContent, class_names: list[str]) -> pd.Dat
     """Per class and split: patches holding the class (multi-label) or labelled pixels
     (segmentation); the paper's Figures 18-21."""
     splits = content.samples["split"].to_numpy()
-    rows = {}
-    for name in SPLIT_NAMES:
-        part = content.classes[splits == name]
-        if content.classes.ndim == 2:
-            rows[name] = part.sum(axis=0).astype(np.int64)
-        else:
-            values = part[part >= 0]
-            rows[name] = np.bincount(values.ravel(), minlength=len(class_names))[: len(class_names)]
+    per_sample = np.asarray(content.classes) if content.classes.ndim == 2 else content.class_pixels
+    rows = {name: per_sample[splits == name].sum(axis=0).astype(np.int64) for name in SPLIT_NAMES}
     return pd.DataFrame(rows, index=pd.Index(class_names, name="class"))

@@ -5,6 +5,10 @@ and re-encode), into shards of 64 samples written whole. The dataset is built un
 name beside its final place and renamed into it, so a reader sees the previous dataset or the
 new one, never half of one. Samples are ordered by id and nothing depends on the clock, so the
 same release, sources and settings give the same bytes and the same version.
+
+Masks and class indexes are read a shard of samples at a time from what the content holds (an
+array, or a ``partial_dataset.RowView`` of the build's partial dataset), so writing a dataset and
+computing its version need one shard's labels in memory, not the whole dataset's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pandas as pd
 import xxhash
 import zarr
 
+from assets.labels.partial_dataset import RowView
 from assets.patches.store import StoreBands, create_reflectance, patch_codec, write_band_coords
 from storage_schemas.label_dataset import CLASSES, LABEL_LAYOUT_VERSION, MASK, MULTI_HOT, SAMPLE_COORDS
 from storage_schemas.patch_reader import PatchReader
@@ -33,11 +38,14 @@ DIMS = ("sample", "band", "y", "x")
 class LabelDatasetContent:
     samples: pd.DataFrame
     """One row per sample, columns of SAMPLE_COORDS (``time`` as UTC timestamps), sorted by id."""
-    masks: np.ndarray
-    """(n, 128, 128) uint16 label-product codes."""
-    classes: np.ndarray
-    """(n, 128, 128) int16 class indexes, or (n, classes) bool multi-hot."""
+    masks: np.ndarray | RowView | zarr.Array
+    """(n, 128, 128) uint16 label-product codes: rows of the partial dataset while building, the
+    written dataset's array after."""
+    classes: np.ndarray | RowView | zarr.Array
+    """(n, 128, 128) int16 class indexes (like ``masks``), or (n, classes) bool multi-hot."""
     attrs: dict
+    class_pixels: np.ndarray | None = None
+    """(n, classes) labelled pixels per class of each sample (segmentation): the class counts."""
 
 
 def content_version(content: LabelDatasetContent) -> str:
@@ -53,8 +61,9 @@ def content_version(content: LabelDatasetContent) -> str:
     h.update(repr((provenance.get("release"), sources, settings)).encode())
     for column in ("sample_id", "split", "release_slot"):
         h.update("\0".join(map(str, content.samples[column])).encode())
-    h.update(np.ascontiguousarray(content.masks).tobytes())
-    h.update(np.ascontiguousarray(content.classes).tobytes())
+    for labels in (content.masks, content.classes):
+        for start in range(0, len(labels), PATCHES_PER_SHARD):
+            h.update(np.ascontiguousarray(labels[start : start + PATCHES_PER_SHARD]).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -76,13 +85,7 @@ def _write(path: Path, content: LabelDatasetContent, store: Path, bands: StoreBa
     create_reflectance(group, len(bands), DIMS, tuple(SAMPLE_COORDS), length=n)
     write_band_coords(group, bands)
     _copy_images(path, content.samples["release_slot"].to_numpy(), store)
-    _array(group, MASK, content.masks, ("sample", "y", "x"), {"meaning": "label product codes; 0 = no label"})
-    if content.classes.ndim == 2:
-        _array(
-            group, MULTI_HOT, content.classes.astype(np.uint8), ("sample", "class"), {"meaning": "multi-hot"}
-        )
-    else:
-        _array(group, CLASSES, content.classes, ("sample", "y", "x"), {"meaning": "class index per pixel"})
+    write_label_arrays(group, content)
     for name, dtype in SAMPLE_COORDS.items():
         values = content.samples[name]
         if name == "time":
@@ -99,7 +102,24 @@ def _write(path: Path, content: LabelDatasetContent, store: Path, bands: StoreBa
             array[:] = np.asarray(values, dtype=object if dtype == "str" else dtype)
 
 
-def _array(group: zarr.Group, name: str, data: np.ndarray, dims: tuple[str, ...], attrs: dict) -> None:
+def write_label_arrays(group: zarr.Group, content: LabelDatasetContent) -> None:
+    """The mask and the class indexes or multi-hot labels, a shard of samples at a time."""
+    _array(group, MASK, content.masks, ("sample", "y", "x"), {"meaning": "label product codes; 0 = no label"})
+    if content.classes.ndim == 2:
+        _array(
+            group,
+            MULTI_HOT,
+            np.asarray(content.classes).astype(np.uint8),
+            ("sample", "class"),
+            {"meaning": "multi-hot"},
+        )
+    else:
+        _array(group, CLASSES, content.classes, ("sample", "y", "x"), {"meaning": "class index per pixel"})
+
+
+def _array(
+    group: zarr.Group, name: str, data: np.ndarray | RowView, dims: tuple[str, ...], attrs: dict
+) -> None:
     """A per-sample array, one sample per chunk, shards of PATCHES_PER_SHARD samples."""
     shape = data.shape
     array = group.create_array(
