@@ -68,6 +68,7 @@ from assets.labels.label_patch import label_patch, source_convention
 from assets.labels.label_stream import stream_labels
 from assets.labels.labelling import label_candidates
 from assets.labels.partial_dataset import partial_dataset
+from assets.labels.sources import find_source_files
 from storage_schemas.label_dataset import CLASSES, MASK
 from storage_schemas.label_products import LABEL_PRODUCTS
 from storage_schemas.paths import realdata_dir
@@ -169,7 +170,8 @@ GDAL_CACHE_MB = 256
 
 
 def memory_candidates(folder: Path, raster: Path, n: int, rng: np.random.Generator) -> Path:
-    """``n`` candidate windows on the NLCD raster, in a parquet file the child processes read."""
+    """``n`` candidate windows on the NLCD raster (``label_sources/nlcd/nlcd_2021_land_cover.tif``),
+    in a parquet file the child processes read."""
     _, _, pixel, size, _, _, _, utm = SOURCES[MEMORY_SOURCE]
     with rasterio.open(raster) as ds:
         x0, y1 = ds.transform.c, ds.transform.f
@@ -187,8 +189,10 @@ def memory_candidates(folder: Path, raster: Path, n: int, rng: np.random.Generat
 def memory_run(mode: str, raster: Path, table: Path, out: Path) -> dict:
     """One way of labelling ``table``'s candidates into mask and classes arrays (in this process)."""
     product = LABEL_PRODUCTS["enmap_nlcd"]
+    sources = find_source_files(raster.parent.parent, product)
+    (nlcd,) = sources.of_year(2021)
     candidates = pd.read_parquet(table)
-    rasters = {2021: raster}
+    candidates["source_files"] = [(nlcd.name,)] * len(candidates)
     serial = lambda f, items: [f(i) for i in items]  # noqa: E731
     samples = pd.DataFrame(
         {"sample_id": candidates["sample_id"], "split": "train", "release_slot": np.arange(len(candidates))}
@@ -197,7 +201,7 @@ def memory_run(mode: str, raster: Path, table: Path, out: Path) -> dict:
     started = time.perf_counter()
     group = zarr.create_group(out, zarr_format=3)
     if mode == "in_memory":
-        labels = label_candidates(candidates, product, rasters, serial).labels
+        labels = label_candidates(candidates, product, sources, serial).labels
         masks = np.stack([p.mask for p in labels])
         classes = np.stack([p.classes for p in labels])
         content = LabelDatasetContent(samples, masks, classes, {})
@@ -205,7 +209,7 @@ def memory_run(mode: str, raster: Path, table: Path, out: Path) -> dict:
         write_label_arrays(group, content)
     else:
         with partial_dataset(out, len(candidates), segmentation=True) as partial:
-            stream_labels(candidates, product, rasters, serial, partial)
+            stream_labels(candidates, product, sources, serial, partial)
             rows = np.arange(len(candidates))
             content = LabelDatasetContent(samples, partial.rows(MASK, rows), partial.rows(CLASSES, rows), {})
             version = content_version(content)
@@ -231,7 +235,10 @@ def _peak_rss_mb() -> float:
 
 def measure_memory(tmp: Path, sizes: list[int], rng: np.random.Generator) -> dict[str, float]:
     """Each size and way in a child process; the table; figures for the RESULT line."""
-    raster, _ = write_source(tmp, MEMORY_SOURCE, rng)
+    written, _ = write_source(tmp, MEMORY_SOURCE, rng)
+    raster = tmp / "label_sources" / LABEL_PRODUCTS["enmap_nlcd"].path_pattern.format(year=2021)
+    raster.parent.mkdir(parents=True)
+    written.rename(raster)
     results = []
     print()
     print(

@@ -33,6 +33,7 @@ import zarr
 from assets.labels.balance import balance_by_dominant_class
 from assets.labels.dataset_writer import LabelDatasetContent, content_version, write_label_dataset
 from assets.labels.label_stream import BATCH_PATCHES, stream_labels
+from assets.labels.labelling import labelling_problems, per_source
 from assets.labels.partial_dataset import partial_dataset
 from assets.labels.selection import patch_centres_lonlat, select_patches
 from assets.labels.sources import find_source_files
@@ -71,7 +72,8 @@ class BuiltDataset:
     left_out: pd.DataFrame
     """sample_id and reason of every release patch that is not in the dataset."""
     problems: list[str]
-    """Source rasters that were missing or refused (the dataset is built from the others)."""
+    """Source files that were missing or refused (the dataset is built from the others), files that
+    disagree where they overlap, values outside a file's conversion."""
     unknown_codes: int
     balance_cap: int | None
 
@@ -102,11 +104,10 @@ def build_label_dataset(
             f"{product.name}: the {product.source} rasters cover no patch of release {manifest['version']} "
             f"({_reason_summary(selection.left_out)})"
         )
-    rasters = {year: f.path for year, f in sources.files.items()}
     path = dataset_path(labels_dir, product.name)
     segmentation = product.task != "multilabel"
     with partial_dataset(path, len(selection.candidates), segmentation) as partial:
-        labelled = stream_labels(selection.candidates, product, rasters, map_fn, partial, batch_patches)
+        labelled = stream_labels(selection.candidates, product, sources, map_fn, partial, batch_patches)
         table = labelled.table
         keep = (table["reason"] == "").to_numpy(copy=True)
         left.append(table.loc[~keep, ["sample_id", "reason"]])
@@ -152,7 +153,8 @@ def build_label_dataset(
             attrs={},
             class_pixels=labelled.class_pixels[rows] if segmentation else None,
         )
-        content.attrs = _attrs(product, manifest, store, sources, labelled.convention, split, cap)
+        used = per_source(table, rows)
+        content.attrs = _attrs(product, manifest, store, sources, used, split, cap)
         version = content_version(content)
         content.attrs["version"] = version
         open_bands = store_bands(open_store(store))
@@ -166,7 +168,7 @@ def build_label_dataset(
         version=version,
         content=content,
         left_out=pd.concat(left, ignore_index=True),
-        problems=sources.problems,
+        problems=sources.problems + labelling_problems(table, labelled.convention),
         unknown_codes=int(table["unknown_codes"].sum()),
         balance_cap=cap,
     )
@@ -194,7 +196,7 @@ def _split(samples: pd.DataFrame, settings: SplitSettings) -> np.ndarray:
     return samples["location_id"].map(by_location).to_numpy(dtype=object)
 
 
-def _attrs(product, manifest, store, sources, convention, split, cap) -> dict:
+def _attrs(product, manifest, store, sources, used, split, cap) -> dict:
     class_map = class_map_of(product)
     return {
         "name": product.name,
@@ -209,12 +211,17 @@ def _attrs(product, manifest, store, sources, convention, split, cap) -> dict:
         "provenance": {
             "release": manifest["version"],
             "store": str(store),
-            "label_sources": [f.describe() for f in sources.files.values()],
-            "corine_convention": {str(k): v for k, v in convention.items()},
+            "label_sources": [_file_provenance(f, used) for f in sources.files],
         },
         "split_settings": dataclasses.asdict(split),
         "balance_cap": cap,
     }
+
+
+def _file_provenance(file, used: dict[str, dict]) -> dict:
+    """A source file as the dataset records it: where it is, its CRS and conversion, the patches
+    of the dataset it labelled and the unknown values it held (``labelling.per_source``)."""
+    return file.describe() | used.get(file.name, {"patches": 0, "unknown_values": [], "unknown_pixels": 0})
 
 
 def _reason_summary(left_out: pd.DataFrame, top: int = 4) -> str:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from assets.labels.labelling import dominant_class, label_candidates
 from assets.labels.partial_dataset import PartialDataset
+from assets.labels.sources import SourceFiles
 from storage_schemas.label_products import LabelProduct, class_map_of
 
 BATCH_PATCHES = 1024
@@ -37,14 +38,14 @@ class StreamedLabels:
     """(n, classes) int64 labelled pixels per class (segmentation)."""
     multi_hot: np.ndarray | None
     """(n, classes) bool (multi-label)."""
-    convention: dict[int, str]
-    """CORINE code convention per product year (empty for other sources)."""
+    convention: dict[str, str]
+    """CORINE code convention per source file used (``labelling.LabelledPatches.convention``)."""
 
 
 def stream_labels(
     candidates: pd.DataFrame,
     product: LabelProduct,
-    rasters: dict,
+    sources: SourceFiles,
     map_fn,
     partial: PartialDataset,
     batch_patches: int = BATCH_PATCHES,
@@ -55,7 +56,7 @@ def stream_labels(
     tables, dominant, per_class = [], [], []
     convention: dict[int, str] = {}
     for start in range(0, len(candidates), batch_patches):
-        batch = label_candidates(candidates.iloc[start : start + batch_patches], product, rasters, map_fn)
+        batch = label_candidates(candidates.iloc[start : start + batch_patches], product, sources, map_fn)
         convention.update(batch.convention)
         tables.append(batch.table())
         masks = np.stack([p.mask for p in batch.labels])
