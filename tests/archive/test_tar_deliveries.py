@@ -21,6 +21,7 @@ from dagster import DagsterInstance, materialize
 
 from assets.archive.catalog_io import read_tiles
 from assets.archive.deliveries import MANIFEST, PARTIAL
+from assets.archive.quality import inspect_tile
 from assets.archive.scan import CatalogPolicy, delivery_ignored, scan_archive
 from assets.archive.sources import gdal_path_of, staged_folder
 from assets.geometry.plan_io import read_locations, read_patches
@@ -110,6 +111,8 @@ def test_delivery_is_catalogued_with_member_paths_and_counted_ancillaries(tar_la
     assert image.startswith(str(layout.staging)) and Path(image).is_file()
     with rasterio.open(image) as ds:
         assert (ds.width, ds.height, ds.count) == (row["width"], row["height"], 224)
+    quality = inspect_tile(layout.archive, row.to_dict())  # the tile_quality asset's reader
+    assert quality.tile_id == row["tile_id"] and 0 < quality.valid_fraction <= 1
     assert tree_digest(layout.archive) == archive_before
     written = {p.relative_to(layout.root).parts[0] for p in layout.root.rglob("*") if p.is_file()}
     assert written == {"archive", "catalog", "staging"}
@@ -144,6 +147,28 @@ def test_rescan_of_unchanged_delivery_reads_nothing(tar_layout):
     assert Path(
         gdal_path_of(layout.archive, row["product_path"], json.loads(row["files"])["image"])
     ).is_file()
+
+
+def test_tgz_and_uncompressed_tar_deliveries_are_read_too(tar_layout):
+    """The same delivery as ``.tgz`` and as an uncompressed ``.tar``: compression is told by the
+    gzip magic, not by the name; the copies' products are read and refused as duplicates."""
+    layout = tar_layout
+    tarball = _tarballs(layout.archive)[0]
+    (layout.archive / "other").mkdir()
+    shutil.copy(tarball, layout.archive / "other" / tarball.name.replace(".tar.gz", ".tgz"))
+    (layout.archive / "other" / tarball.name.replace(".tar.gz", ".tar")).write_bytes(
+        gzip.decompress(tarball.read_bytes())
+    )
+    scan_archive(layout, LAX)
+    products = read_tiles(layout.products)
+    containers = products["product_path"].str.split(ZIP_SEPARATOR).str[0]
+    per = containers.value_counts()
+    first = tarball.relative_to(layout.archive).as_posix()
+    stem = first.rsplit("/", 1)[-1].removesuffix(".tar.gz")
+    assert per[f"other/{stem}.tgz"] == per[f"other/{stem}.tar"] == per[first] >= 2
+    assert len(read_tiles(layout.tiles)) == 6
+    reasons = quarantined(layout)
+    assert all("the same product also lies at" in r for r in reasons.values()) and reasons
 
 
 def _l1b_zip(good_zip: Path, out: Path) -> tuple[str, Path]:
