@@ -127,8 +127,13 @@ def scan_archive(
                 ignored[c.path] = staged.ignored
         else:
             to_read.append((c, None if full or fp is None else fp[2]))
-    batches = [to_read[i : i + BATCH] for i in range(0, len(to_read), BATCH)]
+    # a tarball is unpacked as it is read (seconds per GB): one per task, so that workers share them
+    small = [item for item in to_read if item[0].kind != TAR]
+    batches = [[item] for item in to_read if item[0].kind == TAR]
+    batches += [small[i : i + BATCH] for i in range(0, len(small), BATCH)]
     results = [r for batch in map_fn(partial(read_batch, root, sensor=sensor), batches) for r in batch]
+    position = {c.path: i for i, (c, _) in enumerate(to_read)}
+    results.sort(key=lambda r: position[r.container.path])  # in listing order, however batched
     read_done = time.perf_counter()
 
     ignored |= {r.container.path: r.ignored for r in results if r.container.kind == TAR}
