@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyogrio
 
 from assets.labels.align import LabelSourceError
@@ -45,7 +46,7 @@ def read_vat(path: Path, nodata: int | None) -> CorineCodes:
         raise LabelSourceError(f"{path}: a value table needs columns Value and CODE_18 (it has {listed})")
     values = frame[columns["value"]]
     codes = frame[code_columns[0]].astype("string").str.strip()
-    if not np.issubdtype(values.dtype, np.integer) or not codes.str.fullmatch(r"\d{3}").fillna(False).all():
+    if not pd.api.types.is_integer_dtype(values) or not codes.str.fullmatch(r"\d{3}").fillna(False).all():
         raise LabelSourceError(
             f"{path}: Value must hold integers and {code_columns[0]} 3-digit CLC codes "
             f"(found {values.dtype} and {sorted(set(codes.dropna()))[:5]})"

@@ -104,7 +104,7 @@ def _attribute(frame: gpd.GeoDataFrame, name: str, path: Path) -> str:
 
 def _integer_codes(column: pd.Series, attribute: str, path: Path) -> np.ndarray:
     """Integer codes, or text that holds only digits (CLC's ``Code_18`` is text: ``"211"``)."""
-    if np.issubdtype(column.dtype, np.integer):
+    if pd.api.types.is_integer_dtype(column):
         return column.to_numpy()
     if not pd.api.types.is_string_dtype(column):
         raise VectorSourceError(
