@@ -54,7 +54,7 @@ def stream_labels(
     segmentation = product.task != "multilabel"
     n_classes = len(class_map.classes)
     tables, dominant, per_class = [], [], []
-    convention: dict[int, str] = {}
+    convention: dict[str, str] = {}
     for start in range(0, len(candidates), batch_patches):
         batch = label_candidates(candidates.iloc[start : start + batch_patches], product, sources, map_fn)
         convention.update(batch.convention)
