@@ -203,6 +203,7 @@ def test_bad_members_are_refused_one_by_one_and_the_rest_goes_on(tar_layout, tmp
         _member(f"{TOP}/ENMAP.HSI.L2A/link.ZIP", tarfile.SYMTYPE, link="/etc/passwd"),
         _member(f"{TOP}/ENMAP.HSI.L2A/hard.ZIP", tarfile.LNKTYPE, link=f"{item}/{good_name}.ZIP"),
         _member(f"{TOP}/ENMAP.HSI.L2A/notes/notes.ZIP", data=not_a_product.read_bytes()),
+        _member(f"{TOP}/ENMAP.HSI.L2A/broken/broken.ZIP", data=b"PK\x03\x04 not really a ZIP"),
     ]
     bad = layout.archive / "orders" / f"{TOP}.tar.gz"
     bad.parent.mkdir()
@@ -230,6 +231,7 @@ def test_bad_members_are_refused_one_by_one_and_the_rest_goes_on(tar_layout, tmp
     assert "symbolic link" in q[f"{rel}!/{TOP}/ENMAP.HSI.L2A/link.ZIP"]
     assert "hard link" in q[f"{rel}!/{TOP}/ENMAP.HSI.L2A/hard.ZIP"]
     assert "holds no EnMAP product files" in q[f"{rel}!/{TOP}/ENMAP.HSI.L2A/notes/notes.ZIP"]
+    assert "not a readable ZIP" in q[f"{rel}!/{TOP}/ENMAP.HSI.L2A/broken/broken.ZIP"]
     l1b_path = f"{rel}!/{TOP}/ENMAP.HSI.L2A/{l1b_name}/{l1b_name}.ZIP"
     assert "is a L1B product; only L2A products are accepted" in q[l1b_path]
     assert (
@@ -242,7 +244,7 @@ def test_bad_members_are_refused_one_by_one_and_the_rest_goes_on(tar_layout, tmp
     assert full.loc[full["product_path"] == f"orders/{truncated.name}", "file"].tolist() == [
         f"orders/{truncated.name}"
     ]
-    assert (full["stage"] == STAGE_READ).sum() == 8
+    assert (full["stage"] == STAGE_READ).sum() == 9
     assert len(full[full["product_path"].str.startswith(f"orders/{truncated.name}")]) == 1, "one row"
 
     # the good products still went through: the untouched deliveries and the good item of the bad one
@@ -367,3 +369,30 @@ def test_real_product_in_a_dlr_tarball_is_catalogued_as_its_folder(realdata, tmp
     digest = hashlib.sha256((product / f"{REAL_NAME}-METADATA.XML").read_bytes()).hexdigest()
     staged_xml = Path(gdal_path_of(delivered.archive, b["product_path"].iloc[0], files_b["metadata"]))
     assert hashlib.sha256(staged_xml.read_bytes()).hexdigest() == digest, "the staged XML is the real one"
+
+
+def test_simulate_command_writes_dlr_tarballs_marked_simulated_and_the_same_bytes_twice(tmp_path):
+    from spectralforge.cli import main
+
+    digests = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        args = ["simulate", "--out", str(out), "--tiles", "3", "--tile-size", "64", "--seed", "5"]
+        assert (
+            main([*args, "--workers", "1", "--no-labels", "--delivery", "tar", "--delivered-share", "1"]) == 0
+        )
+        tarballs = _tarballs(out / "archive")
+        assert tarballs and all(p.name.startswith("dims_op_oc_oc-en_") for p in tarballs)
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in tarballs])
+    with tarfile.open(tarballs[0]) as tar:
+        names = tar.getnames()
+        top = names[0]
+        order = top.split("_")[-2]
+        assert f"{top}/iif/{order}_iif.xml" in names and f"{top}/readme.html" in names
+        assert any(n.startswith(f"{top}/tools/") and n.endswith(".pdf") for n in names)
+        for member in (f"{top}/iif/{order}_iif.xml", f"{top}/readme.html"):
+            assert b"SIMULATED" in tar.extractfile(member).read()
+        zips = [n for n in names if n.endswith(".ZIP")]
+        assert zips and all(n.startswith(f"{top}/ENMAP.HSI.L2A/") for n in zips)
+        assert all(n.split("/")[-2] == n.split("/")[-1].removesuffix(".ZIP") for n in zips), "item = product"
+    assert digests[0] == digests[1], "the same seed gives the same bytes"
