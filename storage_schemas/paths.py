@@ -188,7 +188,8 @@ def staging_root(archive: Path, environ: Mapping[str, str] | None = None) -> Pat
     if set, else ``staging/<archive folder name>`` beside the archive (with the default layout
     ``$SPECTRAL_DATA_ROOT/staging/archive``). A function of the archive root alone, so that every
     process that reads a product (scan, quality, patch step, on any worker) finds the same files
-    from the catalog's ``product_path``."""
+    from the catalog's ``product_path``. Two archives sharing ``SPECTRAL_STAGING`` need folder
+    names of their own (a scan removes the staged copies of tarballs its archive no longer has)."""
     env = os.environ if environ is None else environ
     if env.get(STAGING_ENV):
         return Path(env[STAGING_ENV]).expanduser().absolute() / archive.name

@@ -113,6 +113,24 @@ def current_staging(folder: Path, size: int, mtime_ns: int) -> StagedDelivery | 
     )
 
 
+def remove_stale_staging(staging: Path, tarballs: set[str]) -> list[str]:
+    """Remove the staged copies under ``staging`` of tarballs not in ``tarballs`` (archive paths):
+    deliveries that left the archive (their catalog rows are kept as missing; should a tarball
+    come back, its next scan unpacks it again). Returns the archive paths removed. Folders being
+    unpacked (``.partial-*``) are left to the scan that writes them."""
+    removed = []
+    for folder, subfolders, files in os.walk(staging):
+        if MANIFEST in files:
+            subfolders.clear()
+            tarball = Path(folder).relative_to(staging).as_posix()
+            if tarball not in tarballs:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(tarball)
+        else:
+            subfolders[:] = [d for d in subfolders if PARTIAL not in d]
+    return sorted(removed)
+
+
 class _BlockTracker:
     """A read-only stream that remembers its last read, so that the block where tarfile stopped
     can be told apart: the end-of-archive block, a cut, or a corrupt header."""

@@ -32,7 +32,7 @@ from assets.archive.catalog_io import (
     write_quarantine,
     write_tiles,
 )
-from assets.archive.deliveries import IGNORED_KINDS, current_staging
+from assets.archive.deliveries import IGNORED_KINDS, current_staging, remove_stale_staging
 from assets.archive.reader import ContainerResult, read_container
 from assets.archive.record import Refusal
 from assets.archive.sources import TAR, Container, find_containers, staged_folder
@@ -43,7 +43,7 @@ from storage_schemas.catalog import (
     STATUS_PRESENT,
     ZIP_SEPARATOR,
 )
-from storage_schemas.paths import DataLayout, sensor_paths
+from storage_schemas.paths import DataLayout, sensor_paths, staging_root
 from storage_schemas.sensors import ENMAP, Sensor, sensor_named
 
 MapFn = Callable[[Callable, Sequence], Iterable]
@@ -187,6 +187,9 @@ def scan_archive(
         write_tiles(products, layout.products)
         write_tiles(tiles, layout.tiles)
         write_quarantine(quarantine, layout.quarantine)
+        if containers:  # an archive that lists nothing is refused below, its staged copies kept
+            tarballs = {c.path for c in containers if c.kind == TAR}
+            stats["staged_removed"] = len(remove_stale_staging(staging_root(root), tarballs))
     stats["total_s"] = time.perf_counter() - started
     result = ScanResult(products=products, tiles=tiles, quarantine=quarantine, stats=stats)
     if not containers:

@@ -34,7 +34,7 @@ from simulator.packaging import (
     write_product_zip,
     write_tar_delivery,
 )
-from storage_schemas.catalog import STAGE_READ, ZIP_SEPARATOR
+from storage_schemas.catalog import STAGE_READ, STATUS_MISSING, ZIP_SEPARATOR
 from storage_schemas.paths import DataLayout
 from tests.archive.test_scan import quarantined
 from tests.copies import link_archive, replace_bytes
@@ -147,6 +147,17 @@ def test_rescan_of_unchanged_delivery_reads_nothing(tar_layout):
     assert Path(
         gdal_path_of(layout.archive, row["product_path"], json.loads(row["files"])["image"])
     ).is_file()
+
+    # a tarball that leaves the archive: its rows are kept as missing, its staged copy removed
+    gone = tarball.relative_to(layout.archive).as_posix()
+    tarball.unlink()
+    left = scan_archive(layout, LAX)
+    assert left.stats["staged_removed"] == 1 and not staged_folder(layout.archive, gone).exists()
+    products = read_tiles(layout.products)
+    in_gone = products["product_path"].str.startswith(gone + ZIP_SEPARATOR)
+    assert in_gone.any() and (products.loc[in_gone, "status"] == STATUS_MISSING).all()
+    for kept in _tarballs(layout.archive):
+        assert staged_folder(layout.archive, kept.relative_to(layout.archive).as_posix()).is_dir()
 
 
 def test_tgz_and_uncompressed_tar_deliveries_are_read_too(tar_layout):
