@@ -25,14 +25,16 @@ import rasterio
 import shapely
 import zarr
 from affine import Affine
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, AssetSelection, DagsterInstance, Definitions, define_asset_job, materialize
 from pyproj import CRS
 
 from assets.geometry.plan_io import read_locations, read_patches
 from assets.labels.build import BuiltDataset, SplitSettings, build_label_dataset
+from assets.labels.defs import label_dataset_asset, label_source_asset
 from assets.labels.selection import patch_centres_lonlat
 from assets.patches.release import collect_release
 from assets.patches.release_publish import publish_release
+from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
 from simulator import simulate_archive
 from simulator.acquisitions import DEMO_VISIT_MODEL
 from simulator.sites import AnchorSite
@@ -335,3 +337,38 @@ def test_real_corine_bad_files_are_named_and_the_rest_goes_on(corine: Built):
     assert not any("Legend" in p for p in problems), "value tables and documents are no sources"
     reasons = corine.dataset.left_out["reason"]
     assert reasons.str.startswith("outside ").any(), "Taveuni's patches: no CORINE file reaches them"
+
+
+def test_real_corine_asset_and_observation_list_the_files_and_their_problems(corine: Built):
+    """Through Dagster: the ``label_sources/corine`` observation names the refused files, and the
+    dataset asset succeeds with every file's CRS and patches in its metadata and the overlap and
+    the unknown values among its warnings (the same dataset as built directly)."""
+    source = label_source_asset("corine")
+    job = define_asset_job("corine", selection=AssetSelection.assets(source.key, AssetKey(CORINE.name)))
+    defs = Definitions(
+        assets=[source, label_dataset_asset(CORINE)],
+        jobs=[job],
+        resources={
+            "data_root": DataRoot(data_root=str(corine.layout.root), archive=str(corine.layout.archive)),
+            "label_sources": LabelSourcesRoot(),
+            "dask": DaskCluster(n_workers=0),
+        },
+    )
+    config = {"ops": {CORINE.name: {"config": {"split": "random", "min_labelled_fraction": 0.0}}}}
+    result = defs.resolve_job_def("corine").execute_in_process(
+        instance=DagsterInstance.ephemeral(), run_config=config
+    )
+    assert result.success
+    (observation,) = [e.event_specific_data.asset_observation for e in result.get_asset_observation_events()]
+    assert observation.metadata["files"].value == len(corine.sources)
+    problems = observation.metadata["problems"].value
+    assert "clc_no_crs.tif: the raster has no CRS" in problems and "clc2018_bad_vat.tif.vat.dbf" in problems
+    (materialization,) = result.asset_materializations_for_node(CORINE.name)
+    metadata = materialization.metadata
+    assert metadata["version"].value == corine.dataset.version
+    files = {f["name"]: f for f in metadata["label_sources"].value}
+    assert files[REAL]["patches"] > 0 and files[REUNION]["crs"] == "EPSG:2975"
+    warnings = metadata["warnings"].value
+    assert "overlap with different codes" in warnings and f"[{UNKNOWN_3_DIGIT}]" in warnings
+    assert "clc_no_crs.tif" in warnings, "the refused files are the dataset's warnings too"
+    assert metadata["unknown_codes"].value == corine.dataset.unknown_codes > 0
