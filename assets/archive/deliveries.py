@@ -248,10 +248,12 @@ def _classify(member: tarfile.TarInfo, seen: set[str], accepted_level: str) -> s
     if not member.isfile():
         return "tar member is not a regular file (device, FIFO or other special file); refused"
     parts = PurePosixPath(name).parts
+    if not parts:
+        return "other"
     ancillary = [p for p in parts[:-1][:2] if p in ANCILLARY]  # <top>/iif/..., or iif/... without a top
     if ancillary:
         return ANCILLARY[ancillary[0]]
-    if not parts or not is_zip_name(name):
+    if not is_zip_name(name):
         return "readme" if parts[-1].lower() == "readme.html" else "other"
     for part in parts[:-1]:
         level = LEVEL_FOLDER.match(part)
