@@ -26,6 +26,7 @@ from rasterio.crs import CRS as RioCRS
 from rasterio.warp import transform_bounds
 
 from assets.labels.align import LabelRaster, LabelSourceError, describe_label_raster
+from assets.labels.corine_vat import vat_beside
 from assets.labels.label_patch import source_convention
 from assets.labels.vector_labels import VECTOR_SUFFIXES, VectorSourceError, read_label_vector
 from storage_schemas.label_classes import CorineCodes
@@ -54,6 +55,10 @@ class SourceFile:
     """CORINE: how the file's values become 3-digit CLC codes; None for other sources."""
     size_bytes: int
     mtime_ns: int
+    """The later of the file's and its value table's modification times: a new table is a new
+    version of the source as much as a new raster is."""
+    vat: str = ""
+    """The value table that converts the raster's values (its name under the root), or empty."""
 
     @property
     def path(self) -> Path:
@@ -70,6 +75,7 @@ class SourceFile:
             "dtype": self.raster.dtype,
             "cell_m": round(self.cell_m, 2),
             "convention": self.codes.convention if self.codes is not None else "native",
+            "value_table": self.vat or None,
             "size_bytes": self.size_bytes,
             "simulated": self.raster.simulated,
         }
@@ -132,8 +138,11 @@ def _describe(root: Path, path: Path, year: int, product: LabelProduct) -> Sourc
             bounds = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
             kind, cell_m, codes = RASTER, _cell_m(ds), source_convention(ds, product)
     stat = path.stat()
+    vat = vat_beside(path) if codes is not None and codes.convention == "vat" else None
+    mtime = max(stat.st_mtime_ns, vat.stat().st_mtime_ns) if vat else stat.st_mtime_ns
     lonlat = tuple(float(b) for b in bounds)
-    return SourceFile(year, name, kind, raster, lonlat, cell_m, codes, stat.st_size, stat.st_mtime_ns)
+    table = vat.relative_to(root).as_posix() if vat else ""
+    return SourceFile(year, name, kind, raster, lonlat, cell_m, codes, stat.st_size, mtime, table)
 
 
 def _cell_m(ds: rasterio.DatasetReader) -> float:

@@ -310,6 +310,8 @@ def test_real_corine_provenance_lists_every_file_with_its_crs_and_patches(corine
         ids = set(_ids(corine.sites[site]))
         assert recorded[name]["patches"] == len(ids & samples) > 0, (site, name)
     assert recorded[MAINLAND]["patches"] == 0, "the finer real sample covers the Hannover patches as fully"
+    assert recorded[GUADELOUPE]["value_table"] == GUADELOUPE + ".vat.dbf"
+    assert recorded[REAL]["value_table"] is None
     assert recorded[REAL]["cell_m"] == pytest.approx(25.0, abs=0.5)
     assert recorded[MAINLAND]["cell_m"] == pytest.approx(100.0, abs=1)
     assert (
