@@ -272,13 +272,16 @@ def measure_memory(tmp: Path, sizes: list[int], rng: np.random.Generator) -> dic
         runs = sorted((r for r in results if r["mode"] == mode), key=lambda r: r["patches"])
         low, high = runs[0], runs[-1]
         above = [r["peak_mb"] - r["base_mb"] for r in (low, high)]
-        slope = (above[1] - above[0]) / max(high["patches"] - low["patches"], 1)
+        slope = (above[1] - above[0]) / (high["patches"] - low["patches"]) if len(runs) > 1 else 0.0
         at_paper = high["peak_mb"] + slope * (PAPER_NLCD_PATCHES - high["patches"])
         figures[mode] = (slope * 1000, at_paper)
-        print(
-            f"{mode:<18} grows {slope * 1000:.1f} MB per 1,000 patches: peak about {at_paper:.0f} MB at "
-            f"{PAPER_NLCD_PATCHES:,} NLCD patches (extrapolated from {high['patches']:,})"
+        how = (
+            "measured"
+            if high["patches"] == PAPER_NLCD_PATCHES
+            else f"extrapolated from {high['patches']:,}" + ("" if len(runs) > 1 else " without a slope")
         )
+        grows = f"grows {slope * 1000:.1f} MB per 1,000 patches: " if len(runs) > 1 else ""
+        print(f"{mode:<18} {grows}peak {at_paper:.0f} MB at {PAPER_NLCD_PATCHES:,} NLCD patches ({how})")
     return {
         "peak_rss_mb": figures["streamed"][1],
         "peak_rss_mb_in_memory": figures["in_memory"][1],

@@ -23,8 +23,8 @@ import pandas as pd
 import xxhash
 import zarr
 
-from assets.labels.partial_dataset import RowView
-from assets.patches.store import StoreBands, create_reflectance, patch_codec, write_band_coords
+from assets.labels.partial_dataset import RowView, per_sample_array
+from assets.patches.store import StoreBands, create_reflectance, write_band_coords
 from storage_schemas.label_dataset import CLASSES, LABEL_LAYOUT_VERSION, MASK, MULTI_HOT, SAMPLE_COORDS
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.patch_store import PATCHES_PER_SHARD, TIME_ATTRS, shard_path
@@ -122,17 +122,7 @@ def _array(
 ) -> None:
     """A per-sample array, one sample per chunk, shards of PATCHES_PER_SHARD samples."""
     shape = data.shape
-    array = group.create_array(
-        name,
-        shape=shape,
-        chunks=(1, *shape[1:]),
-        shards=(PATCHES_PER_SHARD, *shape[1:]),
-        dtype=data.dtype,
-        fill_value=0,
-        compressors=patch_codec(),
-        dimension_names=list(dims),
-        attributes=attrs,
-    )
+    array = per_sample_array(group, name, shape, data.dtype, dims, attrs)
     for start in range(0, shape[0], PATCHES_PER_SHARD):
         array[start : start + PATCHES_PER_SHARD] = data[start : start + PATCHES_PER_SHARD]
 

@@ -34,6 +34,29 @@ MASK_DTYPE = np.uint16
 CLASSES_DTYPE = np.int16
 
 
+def per_sample_array(
+    group: zarr.Group,
+    name: str,
+    shape: tuple[int, ...],
+    dtype,
+    dims: tuple[str, ...] | None = None,
+    attrs: dict | None = None,
+) -> zarr.Array:
+    """A (sample, ...) array as label datasets store them: one sample per chunk, shards of
+    PATCHES_PER_SHARD samples, the patch store's codec (the partial and the final datasets)."""
+    return group.create_array(
+        name,
+        shape=shape,
+        chunks=(1, *shape[1:]),
+        shards=(PATCHES_PER_SHARD, *shape[1:]),
+        dtype=dtype,
+        fill_value=0,
+        compressors=patch_codec(),
+        dimension_names=list(dims) if dims else None,
+        attributes=attrs or {},
+    )
+
+
 @dataclass(frozen=True)
 class RowView:
     """Rows ``rows`` of a (sample, ...) Zarr array, in that order, read only when sliced: what
@@ -78,16 +101,7 @@ class PartialDataset:
 
     @staticmethod
     def _create(group: zarr.Group, name: str, n: int, dtype) -> zarr.Array:
-        shape = (PATCH_PX, PATCH_PX)
-        return group.create_array(
-            name,
-            shape=(n, *shape),
-            chunks=(1, *shape),
-            shards=(PATCHES_PER_SHARD, *shape),
-            dtype=dtype,
-            fill_value=0,
-            compressors=patch_codec(),
-        )
+        return per_sample_array(group, name, (n, PATCH_PX, PATCH_PX), dtype)
 
     def write(self, start: int, masks: np.ndarray, classes: np.ndarray | None = None) -> None:
         """Rows ``start`` .. ``start + len(masks)``."""
