@@ -22,6 +22,7 @@ from assets.labels.corine_vat import check_raster_against_vat, read_vat, vat_bes
 from assets.labels.vector_labels import VectorLabels
 from storage_schemas.label_classes import CorineCodes, detect_corine_convention
 from storage_schemas.label_products import LabelProduct, class_map_of
+from storage_schemas.plan import PATCH_PX
 
 NO_CODE = 0
 """Mask value of unlabelled pixels in the stored and exported masks (no product uses 0 as a class:
@@ -94,6 +95,17 @@ def label_patch(
         left_out,
         tuple(sorted(unknown_values)),
     )
+
+
+def unlabelled(product: LabelProduct, reason: str) -> PatchLabel:
+    """The label of a patch no source file could label, left out for ``reason``."""
+    class_map = class_map_of(product)
+    mask = np.full((PATCH_PX, PATCH_PX), NO_CODE, dtype=np.uint16)
+    if product.task == "multilabel":
+        classes = np.zeros(class_map.num_classes, dtype=bool)
+    else:
+        classes = np.full((PATCH_PX, PATCH_PX), class_map.fill_index, dtype=np.int16)
+    return PatchLabel(mask, classes, 0.0, 0, reason)
 
 
 def source_convention(

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import rasterio
+from rasterio.errors import RasterioError
 
-from assets.labels.label_patch import PatchLabel, label_patch
+from assets.labels.label_patch import PatchLabel, label_patch, unlabelled
 from assets.labels.source_choice import Overlap, choose_label, overlap_problems
 from assets.labels.sources import VECTOR, SourceFile, SourceFiles
-from assets.labels.vector_labels import VectorLabels, read_label_vector
+from assets.labels.vector_labels import VectorLabels, VectorSourceError, read_label_vector
 from storage_schemas.label_classes import name_values
 from storage_schemas.label_products import LabelProduct
 
@@ -49,6 +50,8 @@ class LabelledPatches:
     """Per patch, the other files that label it differently (see ``source_choice``)."""
     convention: dict[str, str] = field(default_factory=dict)
     """CORINE: how each file used converts its values (``vat``, ``grid``, ``clc``), by name."""
+    read_errors: list[list[tuple[str, str]]] = field(default_factory=list)
+    """Per patch, (file name, message) of the files that could not be read for it."""
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -60,6 +63,7 @@ class LabelledPatches:
                 "source": [p.source for p in self.labels],
                 "unknown_values": [p.unknown_values for p in self.labels],
                 "overlaps": self.overlaps or [[] for _ in self.labels],
+                "read_errors": self.read_errors or [[] for _ in self.labels],
             }
         )
 
@@ -77,19 +81,32 @@ def label_tasks(candidates: pd.DataFrame, product: LabelProduct, sources: Source
     return tasks
 
 
-def run_label_task(task: LabelTask) -> list[tuple[str, PatchLabel, list[Overlap]]]:
-    """Open the task's files once, label every patch from each, keep the rule's choice."""
+def run_label_task(task: LabelTask) -> list[tuple[str, PatchLabel, list[Overlap], list[tuple[str, str]]]]:
+    """Open the task's files once, label every patch from each, keep the rule's choice. A file
+    that cannot be opened or read (a truncated download) costs only the patches no other file
+    labels: they are left out naming it, and the failures are returned per patch."""
     with ExitStack() as stack:
-        opened = [(f, stack.enter_context(_open_source(f, task.product))) for f in task.files]
+        opened, failed = [], []
+        for f in task.files:
+            try:
+                opened.append((f, stack.enter_context(_open_source(f, task.product))))
+            except (RasterioError, VectorSourceError) as exc:
+                failed.append((f.name, f"{f.path}: unreadable: {exc}"))
         out = []
         for row in task.rows.itertuples():
-            epsg = int(row.epsg)
-            candidates = [
-                (f.name, f.cell_m, label_patch(source, task.product, epsg, row.x0, row.y0, f.codes))
-                for f, source in opened
-            ]
-            label, overlaps = choose_label(candidates)
-            out.append((row.sample_id, label, overlaps))
+            candidates, errors = [], list(failed)
+            for f, source in opened:
+                try:
+                    label = label_patch(source, task.product, int(row.epsg), row.x0, row.y0, f.codes)
+                except RasterioError as exc:
+                    errors.append((f.name, f"{f.path}: unreadable: {exc}"))
+                    continue
+                candidates.append((f.name, f.cell_m, label))
+            if candidates:
+                label, overlaps = choose_label(candidates)
+            else:
+                label, overlaps = unlabelled(task.product, errors[0][1]), []
+            out.append((row.sample_id, label, overlaps, errors))
     return out
 
 
@@ -113,13 +130,16 @@ def label_candidates(
 ) -> LabelledPatches:
     tasks = label_tasks(candidates, product, sources)
     results = map_fn(run_label_task, tasks)
-    by_id: dict[str, tuple[PatchLabel, list[Overlap]]] = {}
+    by_id = {}
     for labelled in results:
-        by_id.update({sample: (label, overlaps) for sample, label, overlaps in labelled})
+        by_id.update({sample: rest for sample, *rest in labelled})
     ids = list(candidates["sample_id"])
-    used = {p.source for p, _ in by_id.values()}
+    used = {label.source for label, _, _ in by_id.values()}
     convention = {f.name: f.codes.convention for f in sources.files if f.codes is not None and f.name in used}
-    return LabelledPatches(ids, [by_id[i][0] for i in ids], [by_id[i][1] for i in ids], convention)
+    found = [by_id[i] for i in ids]
+    return LabelledPatches(
+        ids, [f[0] for f in found], [f[1] for f in found], convention, [f[2] for f in found]
+    )
 
 
 def per_source(table: pd.DataFrame, rows: np.ndarray) -> dict[str, dict]:
@@ -144,6 +164,15 @@ def labelling_problems(table: pd.DataFrame, conventions: dict[str, str]) -> list
     and values a file holds outside its conversion or class map (counted, never a class)."""
     overlaps = [(s, o) for s, found in zip(table["sample_id"], table["overlaps"], strict=True) for o in found]
     problems = overlap_problems(overlaps)
+    unreadable: dict[str, list[str]] = {}
+    for errors in table["read_errors"]:
+        for name, message in errors:
+            unreadable.setdefault(name, []).append(message)
+    for _, messages in sorted(unreadable.items()):
+        problems.append(
+            f"{messages[0]} (at {len(messages)} patches: labelled from another file where one covers "
+            "them, else left out)"
+        )
     for source, found in per_source(table, np.empty(0, dtype=np.intp)).items():
         if found["unknown_values"]:
             how = f"its {conventions[source]!r} conversion" if source in conventions else "the class map"

@@ -23,6 +23,7 @@ import numpy as np
 import rasterio
 from pyproj import Geod, Transformer
 from rasterio.crs import CRS as RioCRS
+from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 
 from assets.labels.align import LabelRaster, LabelSourceError, describe_label_raster
@@ -134,9 +135,12 @@ def _describe(root: Path, path: Path, year: int, product: LabelProduct) -> Sourc
         kind, cell_m, codes = VECTOR, 0.0, source_convention(vector, product)
     else:
         raster = describe_label_raster(path)
-        with rasterio.open(path) as ds:
-            bounds = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
-            kind, cell_m, codes = RASTER, _cell_m(ds), source_convention(ds, product)
+        try:
+            with rasterio.open(path) as ds:
+                bounds = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
+                kind, cell_m, codes = RASTER, _cell_m(ds), source_convention(ds, product)
+        except RasterioError as exc:
+            raise LabelSourceError(f"{path}: unreadable: {exc}") from None
     stat = path.stat()
     vat = vat_beside(path) if codes is not None and codes.convention == "vat" else None
     mtime = max(stat.st_mtime_ns, vat.stat().st_mtime_ns) if vat else stat.st_mtime_ns

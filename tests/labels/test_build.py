@@ -10,6 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tifffile
 import zarr
 from affine import Affine
 from pyproj import CRS
@@ -23,6 +24,7 @@ from storage_schemas.label_products import LABEL_PRODUCTS
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.paths import DataLayout
 from storage_schemas.release import LATEST
+from tests.copies import replace_bytes
 from tests.labels.rasters import albers_around, cluster, covering_grid, release_index, stripes, write_raster
 from tests.patches.helpers import tree_digest
 
@@ -183,3 +185,30 @@ def test_a_source_that_covers_no_patch_is_a_clear_error(released):
         pytest.skip("the simulated archive has a patch in Europe")
     with pytest.raises(LabelBuildError, match="cover no patch"):
         _build(released, NLCD)
+
+
+def test_an_unreadable_source_file_costs_only_the_patches_no_other_file_labels(released):
+    """Two files over the site under one pattern, the first (by name) with its tiles overwritten,
+    as a broken download leaves it: its header reads, its pixels do not. The other file labels
+    every patch and the broken one is named with its fault."""
+    product = dataclasses.replace(NLCD, name="enmap_nlcd_set", path_pattern="nlcd/set/*.tif", years=())
+    index = release_index(released)
+    site = cluster(index)
+    crs = albers_around(site)
+    transform, h, w = covering_grid(site, crs, 30.0)
+    values = stripes(h, w, [11, 41, 82], period=40, dtype="uint8")
+    broken = write_raster(released.label_sources / "nlcd/set/a_broken.tif", crs, transform, values, 250)
+    write_raster(released.label_sources / "nlcd/set/b_good.tif", crs, transform, values, 250)
+    data = bytearray(broken.read_bytes())
+    with tifffile.TiffFile(broken) as tif:
+        page = tif.pages[0]
+        for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
+            data[offset : offset + count] = b"\xff" * count
+    replace_bytes(broken, bytes(data))
+    built = _build(
+        released, dataclasses.replace(product, year_rule="any"), split=SplitSettings(method="random")
+    )
+    files = {f["name"]: f for f in built.content.attrs["provenance"]["label_sources"]}
+    assert files["nlcd/set/b_good.tif"]["patches"] == len(built.content.samples) >= len(site) // 2
+    assert files["nlcd/set/a_broken.tif"]["patches"] == 0
+    assert any("a_broken.tif: unreadable" in p for p in built.problems), built.problems

@@ -84,6 +84,7 @@ CANARIAS = "corine/national/clc2018_canarias_regcan95_utm28n.tif"
 GUADELOUPE = "corine/extracts/clc2018_guadeloupe_wgs84.tif"
 MARTINIQUE = "corine/vector/U2018_CLC2018_V2020_20u1_FR_MTQ.gpkg"
 NO_CRS = "corine/broken/clc_no_crs.tif"
+TRUNCATED = "corine/broken/U2018_CLC2018_V2020_20u1_half_downloaded.tif"
 BAD_VAT = "corine/extracts/clc2018_bad_vat.tif"
 SITE_FILE = {"Hannover": REAL, "Reunion": REUNION, "Tenerife": CANARIAS, "Guadeloupe": GUADELOUPE}
 SITE_FILE["Martinique"] = MARTINIQUE
@@ -227,6 +228,8 @@ def _write_folder(folder: Path, sites: dict[str, pd.DataFrame], realdata: Path) 
     sources[MARTINIQUE] = Source("EPSG:32620", polygons=frame)
 
     write_raster(folder / NO_CRS, None, Affine(100, 0, 0, 0, -100, 0), np.full((16, 16), 23, np.uint8), 48)
+    data = (folder / MAINLAND).read_bytes()
+    (folder / TRUNCATED).write_bytes(data[: len(data) // 2])
     transform, h, w = covering_grid(martinique, CRS.from_epsg(32620), 100.0)
     bad = fields((h, w), [1, 2, 9], rng, 5, "uint8")
     write_raster(folder / BAD_VAT, CRS.from_epsg(32620), transform, bad, None)
@@ -330,6 +333,7 @@ def test_real_corine_bad_files_are_named_and_the_rest_goes_on(corine: Built):
     problems = corine.dataset.problems
     text = "\n".join(problems)
     assert f"{NO_CRS}: the raster has no CRS" in text
+    assert f"{TRUNCATED}: unreadable" in text
     bad_vat = next(p for p in problems if ".vat.dbf" in p)
     assert "clc2018_bad_vat.tif.vat.dbf" in bad_vat and "holds values [9]" in bad_vat
     overlap = next(p for p in problems if "overlap with different codes" in p)
