@@ -1,5 +1,6 @@
 """The CORINE dataset built from one folder holding CORINE as it is distributed: the real CLC sample
-(EPSG:3035, 25 m, grid codes, no nodata) and a coarser mainland-like raster over the same ground,
+(EPSG:3035, 25 m, grid codes, no nodata), a coarser mainland-like raster over the same ground and
+a finer national one (DHDN / Gauss-Krueger zone 3, 255 no data east of a line through the site),
 outermost-region and national rasters in their own CRSs (Réunion's RGR92 / UTM 40S with grid codes
 and 255 no data, cut off through the site's patches; the Canaries' REGCAN95 / UTM 28N with 3-digit
 uint32 codes and the uint32 maximum as no data; a lon/lat extract of Guadeloupe numbered in its own
@@ -26,7 +27,7 @@ import shapely
 import zarr
 from affine import Affine
 from dagster import AssetKey, AssetSelection, DagsterInstance, Definitions, define_asset_job, materialize
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 from assets.geometry.plan_io import read_locations, read_patches
 from assets.labels.build import BuiltDataset, SplitSettings, build_label_dataset
@@ -79,6 +80,7 @@ PARCEL_CELLS = 12
 
 REAL = "corine/DATA/clc_hannover_epsg3035_25m.tif"
 MAINLAND = "corine/DATA/U2018_CLC2018_V2020_20u1.tif"
+NATIONAL = "corine/national/clc2018_niedersachsen_dhdn_gk3.tif"
 REUNION = "corine/DATA/French_DOMs/U2018_CLC2018_V2020_20u1_FR_REU.tif"
 CANARIAS = "corine/national/clc2018_canarias_regcan95_utm28n.tif"
 GUADELOUPE = "corine/extracts/clc2018_guadeloupe_wgs84.tif"
@@ -86,10 +88,8 @@ MARTINIQUE = "corine/vector/U2018_CLC2018_V2020_20u1_FR_MTQ.gpkg"
 NO_CRS = "corine/broken/clc_no_crs.tif"
 TRUNCATED = "corine/broken/U2018_CLC2018_V2020_20u1_half_downloaded.tif"
 BAD_VAT = "corine/extracts/clc2018_bad_vat.tif"
-SITE_FILE = {"Hannover": REAL, "Reunion": REUNION, "Tenerife": CANARIAS, "Guadeloupe": GUADELOUPE}
-SITE_FILE["Martinique"] = MARTINIQUE
-"""The file that must label each site's patches (Hannover: the real 25 m sample, finer than the
-100 m mainland raster that covers its patches as fully)."""
+SITE_FILE = {"Reunion": REUNION, "Tenerife": CANARIAS, "Guadeloupe": GUADELOUPE, "Martinique": MARTINIQUE}
+"""The file that must label each site's patches; Hannover's patches: see ``_hannover_file``."""
 
 
 @dataclass
@@ -111,6 +111,8 @@ class Built:
     sites: dict[str, pd.DataFrame]
     sources: dict[str, Source]
     dataset: BuiltDataset
+    expected_file: dict[str, str]
+    """sample id -> the file the rule must take for it."""
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +142,22 @@ def corine(tmp_path_factory, realdata: Path) -> Built:
         SplitSettings(method="random"),
         min_labelled_fraction=0.0,
     )
-    return Built(layout, sites, sources, dataset)
+    expected = {sample_id(p.location_id, p.tile_id): SITE_FILE.get(site) or _hannover_file(sources, p)
+                for site, patches in sites.items() for p in patches.itertuples()}  # fmt: skip
+    return Built(layout, sites, sources, dataset, expected)
+
+
+def _hannover_file(sources: dict[str, Source], patch) -> str:
+    """The rule at Hannover, where three files overlap: the 20 m national raster (finest) where it
+    covers the whole patch, else the real 25 m sample (it covers every patch; the 100 m mainland
+    raster never wins)."""
+    national = sources[NATIONAL]
+    valid = np.flatnonzero((national.values != 255).any(axis=0))
+    t = national.transform
+    extent = shapely.box(t.c, t.f + national.values.shape[0] * t.e, t.c + (valid.max() + 1) * t.a, t.f)
+    footprint = footprint_in(national.crs, int(patch.epsg), patch.x0, patch.y0)
+    covered = shapely.area(shapely.intersection(footprint, extent)) / shapely.area(footprint)
+    return NATIONAL if covered > 0.999 else REAL
 
 
 def _sites(index: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -181,6 +198,18 @@ def _write_folder(folder: Path, sites: dict[str, pd.DataFrame], realdata: Path) 
 
     raster(MAINLAND, "Hannover", CRS.from_epsg(3035), 100.0, [40, 41, 23, 26], "uint8", 128,
            dict(CORINE_GRID_TO_CLC), edit=mainland)  # fmt: skip
+
+    hannover = sites["Hannover"]
+    gk3 = CRS.from_epsg(31467)
+    transform, h, w = covering_grid(hannover, gk3, 20.0, 2000.0)
+    values = fields((h, w), [12, 18, 23, 25, 2, 41], rng, PARCEL_CELLS, "uint8")
+    west = hannover[hannover["x0"] < hannover["x0"].median()]
+    assert mark_slivers(values, transform, gk3.to_wkt(), west, 30), "no sliver in the national raster"
+    to_gk3 = Transformer.from_crs(int(hannover["epsg"].iat[0]), gk3, always_xy=True)
+    cut, _ = to_gk3.transform(hannover["x0"].max() + 1500.0, hannover["y0"].mean())
+    values[:, int((cut - transform.c) // 20) :] = 255  # no data east of 1.5 km into the eastern patches
+    write_raster(folder / NATIONAL, gk3, transform, values, 255)
+    sources[NATIONAL] = Source(gk3.to_wkt(), transform, values, 255, dict(CORINE_GRID_TO_CLC))
 
     reunion = sites["Reunion"]
 
@@ -283,10 +312,10 @@ def test_real_corine_every_patch_equals_the_independent_computation(corine: Buil
     reasons = dataset.left_out.set_index("sample_id")["reason"]
     compared = 0
     for site, patches in corine.sites.items():
-        source = corine.sources[SITE_FILE[site]]
         for patch in patches.itertuples():
-            expected = expected_classes(source, int(patch.epsg), patch.x0, patch.y0)
             sample = sample_id(patch.location_id, patch.tile_id)
+            source = corine.sources[corine.expected_file[sample]]
+            expected = expected_classes(source, int(patch.epsg), patch.x0, patch.y0)
             if expected.any():
                 assert sample in row_of, (site, sample, reasons.get(sample))
                 np.testing.assert_array_equal(labels[row_of[sample]], expected, err_msg=f"{site} {sample}")
@@ -300,19 +329,24 @@ def test_real_corine_every_patch_equals_the_independent_computation(corine: Buil
 def test_real_corine_provenance_lists_every_file_with_its_crs_and_patches(corine: Built):
     recorded = {f["name"]: f for f in corine.dataset.content.attrs["provenance"]["label_sources"]}
     assert set(recorded) == set(corine.sources), "every usable file, and only those"
-    crs = {REAL: "EPSG:3035", MAINLAND: "EPSG:3035", REUNION: "EPSG:2975", CANARIAS: "EPSG:4083"}
+    crs = {REAL: "EPSG:3035", MAINLAND: "EPSG:3035", NATIONAL: "EPSG:31467", REUNION: "EPSG:2975"}
+    crs |= {CANARIAS: "EPSG:4083"}
     crs |= {GUADELOUPE: "EPSG:4326", MARTINIQUE: "EPSG:32620"}
     assert {n: f["crs"] for n, f in recorded.items()} == crs
     conventions = {n: f["convention"] for n, f in recorded.items()}
-    assert conventions == {REAL: "grid", MAINLAND: "grid", REUNION: "grid", CANARIAS: "clc"} | {
+    assert conventions == {REAL: "grid", MAINLAND: "grid", NATIONAL: "grid", REUNION: "grid"} | {
+        CANARIAS: "clc",
         GUADELOUPE: "vat",
         MARTINIQUE: "clc",
     }
-    samples = set(corine.dataset.content.samples["sample_id"])
-    for site, name in SITE_FILE.items():
-        ids = set(_ids(corine.sites[site]))
-        assert recorded[name]["patches"] == len(ids & samples) > 0, (site, name)
-    assert recorded[MAINLAND]["patches"] == 0, "the finer real sample covers the Hannover patches as fully"
+    samples = corine.dataset.content.samples["sample_id"]
+    labelled = pd.Series([corine.expected_file[s] for s in samples]).value_counts()
+    for name in corine.sources:
+        assert recorded[name]["patches"] == labelled.get(name, 0), name
+    assert labelled[NATIONAL] > 0 and labelled[REAL] > 0, "finer where it covers, the real sample elsewhere"
+    assert all(labelled.get(f, 0) > 0 for f in SITE_FILE.values())
+    assert recorded[MAINLAND]["patches"] == 0, "the finer files cover the Hannover patches as fully"
+    assert recorded[NATIONAL]["cell_m"] == pytest.approx(20.0, abs=0.5)
     assert recorded[GUADELOUPE]["value_table"] == GUADELOUPE + ".vat.dbf"
     assert recorded[REAL]["value_table"] is None
     assert recorded[REAL]["cell_m"] == pytest.approx(25.0, abs=0.5)
@@ -336,8 +370,11 @@ def test_real_corine_bad_files_are_named_and_the_rest_goes_on(corine: Built):
     assert f"{TRUNCATED}: unreadable" in text
     bad_vat = next(p for p in problems if ".vat.dbf" in p)
     assert "clc2018_bad_vat.tif.vat.dbf" in bad_vat and "holds values [9]" in bad_vat
-    overlap = next(p for p in problems if "overlap with different codes" in p)
-    assert overlap.startswith(f"{REAL} and {MAINLAND} overlap") and f"labelled from {REAL}" in overlap
+    overlaps = [p for p in problems if "overlap with different codes" in p]
+    assert any(
+        p.startswith(f"{REAL} and {MAINLAND} overlap") and f"labelled from {REAL}" in p for p in overlaps
+    )
+    assert any(p.startswith(f"{NATIONAL} and {REAL} overlap") for p in overlaps)
     unknown = next(p for p in problems if p.startswith(CANARIAS))
     assert f"[{UNKNOWN_3_DIGIT}]" in unknown and "'clc' conversion" in unknown
     assert not any("Legend" in p for p in problems), "value tables and documents are no sources"
