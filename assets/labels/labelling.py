@@ -161,7 +161,8 @@ def per_source(table: pd.DataFrame, rows: np.ndarray) -> dict[str, dict]:
 
 def labelling_problems(table: pd.DataFrame, conventions: dict[str, str]) -> list[str]:
     """What a person should see about the sources' content: files that disagree where they overlap,
-    and values a file holds outside its conversion or class map (counted, never a class)."""
+    files that could not be read for some patches, and values a file holds outside its conversion
+    or class map (counted, never a class)."""
     overlaps = [(s, o) for s, found in zip(table["sample_id"], table["overlaps"], strict=True) for o in found]
     problems = overlap_problems(overlaps)
     unreadable: dict[str, list[str]] = {}
