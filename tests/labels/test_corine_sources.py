@@ -128,6 +128,7 @@ def corine(tmp_path_factory, realdata: Path) -> Built:
     publish_release(
         layout, collect_release(layout.store, read_locations(layout.locations), read_patches(layout.patches))
     )
+    shutil.rmtree(layout.archive)  # 850 MB of products the labels never read (they copy the store's)
     index = release_index(layout)
     sites = _sites(index)
     sources = _write_folder(layout.label_sources, sites, realdata)
