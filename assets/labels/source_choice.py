@@ -9,7 +9,8 @@ labelled from each, and the rule is:
 1. the file whose valid area covers most of the patch (the highest labelled fraction: outside a
    file's extent and on its no data the patch is unlabelled);
 2. among those that cover as much, the finer one (``SourceFile.cell_m``, the cell side in metres
-   at the file's centre; polygons count as the finest);
+   at the file's centre, to the metre: a 100 m UTM cell is not finer than a 100 m LAEA one for
+   its projection's scale factor; polygons count as the finest);
 3. then the first by name (the path under the label-source root).
 
 One file labels the whole patch: masks are never stitched from two sources. Where two candidates
@@ -42,7 +43,7 @@ class Overlap:
 
 def rank(name: str, cell_m: float, label: PatchLabel) -> tuple:
     """The rule as a sort key: most of the patch labelled, then the finer cells, then the name."""
-    return (-label.labelled_fraction, cell_m, name)
+    return (-label.labelled_fraction, round(cell_m), name)
 
 
 def choose_label(candidates: list[tuple[str, float, PatchLabel]]) -> tuple[PatchLabel, list[Overlap]]:

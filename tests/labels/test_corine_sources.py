@@ -32,7 +32,9 @@ from pyproj import CRS, Transformer
 from assets.geometry.plan_io import read_locations, read_patches
 from assets.labels.build import BuiltDataset, SplitSettings, build_label_dataset
 from assets.labels.defs import label_dataset_asset, label_source_asset
+from assets.labels.label_patch import PatchLabel
 from assets.labels.selection import patch_centres_lonlat
+from assets.labels.source_choice import Overlap, choose_label
 from assets.patches.release import collect_release
 from assets.patches.release_publish import publish_release
 from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
@@ -416,3 +418,18 @@ def test_real_corine_asset_and_observation_list_the_files_and_their_problems(cor
     assert "overlap with different codes" in warnings and f"[{UNKNOWN_3_DIGIT}]" in warnings
     assert "clc_no_crs.tif" in warnings, "the refused files are the dataset's warnings too"
     assert metadata["unknown_codes"].value == corine.dataset.unknown_codes > 0
+
+
+def test_the_rule_takes_the_most_covered_then_the_finer_then_the_first_name():
+    def label(fraction: float, code: int) -> PatchLabel:
+        mask = np.zeros((128, 128), np.uint16)
+        mask[:, : round(128 * fraction)] = code
+        return PatchLabel(mask, np.zeros(19, bool), fraction, 0)
+
+    chosen, overlaps = choose_label([("b.tif", 100.0, label(1.0, 211)), ("a.tif", 25.0, label(0.5, 211))])
+    assert chosen.source == "b.tif" and overlaps == [], "coverage first; agreeing overlaps are no problem"
+    chosen, overlaps = choose_label([("b.tif", 99.96, label(1.0, 211)), ("a.tif", 100.0, label(1.0, 311))])
+    assert chosen.source == "a.tif", "cells within a metre are as fine: the name decides"
+    assert overlaps == [Overlap("a.tif", "b.tif", 128 * 128, 128 * 128)]
+    chosen, _ = choose_label([("a.tif", 100.0, label(1.0, 211)), ("z.gpkg", 0.0, label(1.0, 211))])
+    assert chosen.source == "z.gpkg", "polygons are the finest"
