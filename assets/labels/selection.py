@@ -27,7 +27,8 @@ from storage_schemas.plan import PATCH_M
 class Selection:
     candidates: pd.DataFrame
     """Release rows (slot, location_id, tile_id, time, epsg, x0, y0) with ``sample_id``,
-    ``label_year`` and ``source_files`` (the names of the files whose extent the patch reaches)."""
+    ``label_year`` and ``source_files`` (the names of the files whose extent the patch reaches),
+    in sample-id order: the dataset's order, so labels spilled as they come are in final order."""
     left_out: pd.DataFrame
     """``sample_id`` and ``reason`` of every release patch not labelled."""
 
@@ -65,7 +66,8 @@ def select_patches(index: pd.DataFrame, product: LabelProduct, sources: SourceFi
         reason[part.index[~reach.any(axis=1)]] = f"outside {names}"
     kept = reason == ""
     left_out = pd.DataFrame({"sample_id": rows.loc[~kept, "sample_id"], "reason": reason[~kept]})
-    return Selection(rows[kept].reset_index(drop=True), left_out.reset_index(drop=True))
+    candidates = rows[kept].sort_values("sample_id", kind="stable").reset_index(drop=True)
+    return Selection(candidates, left_out.reset_index(drop=True))
 
 
 def _reaches(lon: np.ndarray, lat: np.ndarray, bounds: tuple[float, float, float, float]) -> np.ndarray:

@@ -67,6 +67,8 @@ def test_row_views_read_the_rows_asked_for_in_that_order(tmp_path):
         assert view[:][:, 0, 0].tolist() == [65, 2, 2, 40]
         assert view[1:3][:, 5, 5].tolist() == [2, 2] and view[5:].shape == (0, 128, 128)
         assert int(view[0][0, 0]) == 65
+        runs = partial.rows(MASK, np.array([3, 5, 6, 9, 60, 69]))  # increasing: read as slices
+        assert runs[:4][:, 7, 7].tolist() == [3, 5, 6, 9] and runs[3:][:, 0, 0].tolist() == [9, 60, 69]
         assert partial.rows(CLASSES, np.array([3]))[:][0, 0, 0] == -3
         assert partial.path.exists()
     assert not partial.path.exists() and list(final.parent.iterdir()) == []
