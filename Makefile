@@ -37,7 +37,7 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 	@if [ ! -d "$(ENMAP_ARCHIVE)" ]; then \
 	  echo "simulating $(DEMO_TILES) products into $(SPECTRAL_DATA_ROOT)/archive"; \
 	  $(BIN)/spectralforge simulate --out $(SPECTRAL_DATA_ROOT) --tiles $(DEMO_TILES) \
-	    --tile-size $(DEMO_TILE_SIZE) --faults $(DEMO_FAULTS) --seed 2 --visit-model demo; \
+	    --tile-size $(DEMO_TILE_SIZE) --faults $(DEMO_FAULTS) --seed 2 --visit-model demo --delivery tar; \
 	fi
 	@if [ ! -d "$(DESIS_ARCHIVE)" ]; then \
 	  echo "simulating $(DEMO_DESIS_TILES) DESIS-like products into $(SPECTRAL_DATA_ROOT)/archive_desis"; \
