@@ -80,23 +80,13 @@ def timed_scan(layout) -> tuple[float, dict]:
 
 
 def plan_and_store(layout) -> None:
-    from dagster import DagsterInstance, materialize
+    from ephemeral import materialize_quietly
 
     from assets.geometry.defs import patch_plan, temporal_intersections, tile_overlap_graph
     from assets.patches.defs import patch_store
-    from assets.resources import DaskCluster, DataRoot
 
-    result = materialize(
-        [tile_overlap_graph, temporal_intersections, patch_plan, patch_store],
-        instance=DagsterInstance.ephemeral(),
-        resources={
-            "data_root": DataRoot(data_root=str(layout.root), archive=str(layout.archive)),
-            "dask": DaskCluster(n_workers=0),
-        },
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    if not result.success:
-        raise SystemExit(f"plan -> store failed under {layout.root}")
+    chain = [tile_overlap_graph, temporal_intersections, patch_plan, patch_store]
+    materialize_quietly(chain, layout, "plan -> store")
 
 
 def step_times(layout, tile_ids: list[str], repeats: int) -> dict[str, float]:

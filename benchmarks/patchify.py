@@ -144,12 +144,11 @@ def products_for(tiles: int, tile_size: int, seed: int, model) -> int:
 def prepare(root: Path, args: argparse.Namespace) -> dict[str, float | int | None]:
     """Simulate the archive and take it through catalog -> plan -> store allocation (skipped when
     ``root`` already holds an allocated store)."""
-    from dagster import DagsterInstance, materialize
+    from ephemeral import materialize_quietly
 
     from assets.archive.defs import tile_catalog
     from assets.geometry.defs import patch_plan, temporal_intersections, tile_overlap_graph
     from assets.patches.defs import patch_store
-    from assets.resources import DaskCluster, DataRoot
     from simulator import simulate_archive
     from simulator.acquisitions import DEMO_VISIT_MODEL
     from storage_schemas.paths import DataLayout
@@ -169,17 +168,8 @@ def prepare(root: Path, args: argparse.Namespace) -> dict[str, float | int | Non
     )
     simulate_s = time.perf_counter() - t
     t = time.perf_counter()
-    result = materialize(
-        [tile_catalog, tile_overlap_graph, temporal_intersections, patch_plan, patch_store],
-        instance=DagsterInstance.ephemeral(),
-        resources={
-            "data_root": DataRoot(data_root=str(layout.root), archive=str(layout.archive)),
-            "dask": DaskCluster(n_workers=0),
-        },
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    if not result.success:
-        raise SystemExit(f"catalog -> plan -> store failed under {root}")
+    chain = [tile_catalog, tile_overlap_graph, temporal_intersections, patch_plan, patch_store]
+    materialize_quietly(chain, layout, "catalog -> store")
     return {"simulated": products, "simulate_s": simulate_s, "plan_s": time.perf_counter() - t}
 
 
