@@ -30,6 +30,7 @@ whole (:class:`DeliveryError`), with nothing left in the staging folder. The ord
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import json
@@ -167,6 +168,7 @@ def stage_delivery(
     are refused unread. DeliveryError names what is wrong with the tarball; OSError from writing
     the staging folder passes through (the reader names the folder)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(folder)
     partial = folder.with_name(f"{folder.name}{PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         staged = _unpack(tarball, partial, size, mtime_ns, accepted_level)
@@ -177,6 +179,26 @@ def stage_delivery(
         raise
     staged.folder = folder
     return staged
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Remove what a killed scan left beside ``folder``: its ``.partial-<pid>-*`` unpacking, when
+    that process is gone (one catalog run per chain at a time, so a live one is this host's), and
+    the ``.partial-old-*`` copy a replacement had not yet removed."""
+    for left in folder.parent.glob(f"{glob.escape(folder.name)}{PARTIAL}*"):
+        owner = left.name[len(folder.name) + len(PARTIAL) :].split("-")[0]
+        if owner == "old" or (owner.isdigit() and not _alive(int(owner))):
+            shutil.rmtree(left, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _replace_folder(partial: Path, folder: Path) -> None:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -119,6 +120,13 @@ def test_delivery_is_catalogued_with_member_paths_and_counted_ancillaries(tar_la
     assert not [p for p in layout.staging.rglob(f"*{PARTIAL}*")]
 
 
+def _exited_pid() -> int:
+    """The id of a process that has ended (a scan killed long ago)."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 def test_rescan_of_unchanged_delivery_reads_nothing(tar_layout):
     layout = tar_layout
     scan_archive(layout, LAX)
@@ -139,10 +147,15 @@ def test_rescan_of_unchanged_delivery_reads_nothing(tar_layout):
     assert touched.stats["containers_read"] == 1 and touched.stats["containers_unchanged"] == 2
     assert set(read_tiles(layout.tiles)["checksum"]) == set(tiles["checksum"])
 
-    # a staged copy that went away is unpacked again, even though the tarball did not change
-    shutil.rmtree(staged_folder(layout.archive, tarball.relative_to(layout.archive).as_posix()))
+    # a staged copy that went away is unpacked again, even though the tarball did not change;
+    # what a killed scan left beside it (its process gone) is removed on the way
+    folder = staged_folder(layout.archive, tarball.relative_to(layout.archive).as_posix())
+    shutil.rmtree(folder)
+    leftover = folder.with_name(f"{folder.name}{PARTIAL}{_exited_pid()}-0123abcd")
+    (leftover / "half").mkdir(parents=True)
     restaged = scan_archive(layout, LAX)
     assert restaged.stats["containers_read"] == 1
+    assert not leftover.exists()
     row = read_tiles(layout.tiles).iloc[0]
     assert Path(
         gdal_path_of(layout.archive, row["product_path"], json.loads(row["files"])["image"])
