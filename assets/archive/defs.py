@@ -40,6 +40,7 @@ from assets.archive.catalog_report import (
 from assets.archive.quality import QUALITY_INPUTS, QUICKLOOK_FILE, inspect_or_explain, write_tile_quality
 from assets.archive.scan import ArchiveError, CatalogPolicy, delivery_ignored, scan_archive
 from assets.chains import CHAINS, Chain
+from assets.environment_faults import EnvironmentFault
 from assets.resources import DASK_POOL, DaskCluster, DataRoot
 from assets.tile_outcomes import TileResult, tile_materializations
 from assets.ui_metadata import png_markdown, schema_metadata
@@ -153,7 +154,7 @@ def _tile_catalog(
             result = scan_archive(
                 layout, CatalogPolicy(max_cloud_cover=config.max_cloud_cover), map_fn, full=config.full_rescan
             )
-    except ArchiveError as exc:
+    except (ArchiveError, EnvironmentFault) as exc:
         raise Failure(description=str(exc)) from None
     stats, tiles, quarantine = result.stats, result.tiles, result.quarantine
     for row in quarantine.itertuples():

@@ -42,6 +42,7 @@ from assets.archive.sources import (
     zip_checksum,
 )
 from assets.archive.tiff_extent import NotATiffError, tiff_data_extent
+from assets.environment_faults import writing_under
 from storage_schemas.sensors import CLEANING_MASKS, ENMAP, Sensor
 
 REQUIRED_MASKS = CLEANING_MASKS
@@ -135,15 +136,17 @@ def _record_fingerprint(r: ProductRecord, fp: Fingerprint) -> ProductRecord:
 def staged_delivery(root: Path, container: Container, sensor: Sensor = ENMAP) -> StagedDelivery:
     """The delivery tarball ``container`` unpacked in the staging folder: as it is when its
     manifest names this size and mtime of the tarball, else unpacked (again) now. DeliveryError
-    for a bad tarball; OSError (naming the staging folder) when the folder cannot be written."""
+    for a bad tarball; EnvironmentFault (naming the staging folder) when the folder cannot be written
+    (no space, permission, read-only file system), which fails the scan instead of quarantining."""
     folder = staged_folder(root, container.path)
     staged = current_staging(folder, container.size, container.mtime_ns)
     if staged is not None:
         return staged
     try:
-        return stage_delivery(
-            root / container.path, folder, container.size, container.mtime_ns, sensor.accepted_level
-        )
+        with writing_under(folder.parent, "an unpacked delivery"):  # no space: not the tarball's fault
+            return stage_delivery(
+                root / container.path, folder, container.size, container.mtime_ns, sensor.accepted_level
+            )
     except OSError as exc:
         raise OSError(f"cannot unpack the delivery into the staging folder {folder}: {exc}") from None
 

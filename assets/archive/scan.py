@@ -36,6 +36,7 @@ from assets.archive.deliveries import IGNORED_KINDS, current_staging, remove_sta
 from assets.archive.reader import ContainerResult, read_container
 from assets.archive.record import Refusal
 from assets.archive.sources import TAR, Container, find_containers, staged_folder
+from assets.environment_faults import writing_under
 from storage_schemas.catalog import (
     STAGE_POLICY,
     STAGE_READ,
@@ -183,13 +184,15 @@ def scan_archive(
         "read_s": read_done - listed,
     }
     if write:
-        layout.catalog_dir.mkdir(parents=True, exist_ok=True)
-        write_tiles(products, layout.products)
-        write_tiles(tiles, layout.tiles)
-        write_quarantine(quarantine, layout.quarantine)
+        with writing_under(layout.catalog_dir, "the catalog"):  # a full disk is not a product's fault
+            layout.catalog_dir.mkdir(parents=True, exist_ok=True)
+            write_tiles(products, layout.products)
+            write_tiles(tiles, layout.tiles)
+            write_quarantine(quarantine, layout.quarantine)
         if containers:  # an archive that lists nothing is refused below, its staged copies kept
             tarballs = {c.path for c in containers if c.kind == TAR}
-            stats["staged_removed"] = len(remove_stale_staging(staging_root(root), tarballs))
+            with writing_under(staging_root(root), "the staging folder"):
+                stats["staged_removed"] = len(remove_stale_staging(staging_root(root), tarballs))
     stats["total_s"] = time.perf_counter() - started
     result = ScanResult(products=products, tiles=tiles, quarantine=quarantine, stats=stats)
     if not containers:

@@ -39,7 +39,7 @@ from assets.geometry.plan_io import read_locations, read_patches
 from assets.patches.commit import commit_path, commit_version
 from assets.patches.coverage import read_plan_progress
 from assets.patches.patchify import TILES_PER_TASK, has_current_commit, patchify_tiles, tile_jobs
-from assets.patches.release import collect_release
+from assets.patches.release import NothingCommittedError, collect_release
 from assets.patches.release_publish import FIGURE_FILES, publish_release, release_folder
 from assets.patches.store import StoreBands, allocate, create_store, open_store, read_slots, remove_store
 from assets.resources import DASK_POOL, DaskCluster, DataRoot
@@ -215,7 +215,7 @@ def _release(context: AssetExecutionContext, layout: DataLayout) -> MaterializeR
         content = collect_release(
             layout.store, read_locations(layout.locations), read_patches(layout.patches), layout.sensor
         )
-    except (FileNotFoundError, StoreLayoutError) as exc:
+    except (FileNotFoundError, StoreLayoutError, NothingCommittedError) as exc:
         raise Failure(description=str(exc)) from None
     if content.index.empty:
         raise Failure(

@@ -21,6 +21,7 @@ import pandas as pd
 
 from assets.archive.catalog_io import read_tiles
 from assets.archive.quality import RGB_NM, decimate, quicklook_png
+from assets.environment_faults import environment_fault
 from assets.patches.commit import TileBusyError, commit_path, tile_lock, withdraw_commit, write_commit
 from assets.patches.cutting import Window, band_sums, cut
 from assets.patches.store import StoreBands, open_store, read_slots, store_bands
@@ -134,6 +135,10 @@ def patchify_or_explain(job: TileJob, tile: Future | None = None) -> TileOutcome
     except (TileError, TileBusyError) as exc:
         return TileOutcome(job.row["tile_id"], error=str(exc))
     except Exception as exc:  # a fault nobody foresaw still names the tile and stays with it
+        # the read turns the product's own OSErrors into TileError: this one is the store's
+        fault = environment_fault(exc, job.store, f"tile {job.row['tile_id']}'s shards and commit record")
+        if fault is not None:
+            return TileOutcome(job.row["tile_id"], error=str(fault))
         return TileOutcome(
             job.row["tile_id"], error=f"{job.row['product_path']}: {type(exc).__name__}: {exc}"
         )

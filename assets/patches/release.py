@@ -18,13 +18,18 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from assets.chains import CHAINS
 from assets.patches.commit import read_commits
 from assets.patches.coverage import slot_coverage
 from assets.patches.store import open_store, read_slots, store_bands
-from storage_schemas.patch_store import LAYOUT_VERSION, CommitRecord
+from storage_schemas.patch_store import LAYOUT_VERSION, CommitRecord, store_sensor
 from storage_schemas.release import PATCH_INDEX_SCHEMA, STATISTICS_COLUMNS
 
 VERSION_CHARS = 16
+
+
+class NothingCommittedError(LookupError):
+    """The store has no commit record yet: there is nothing to release."""
 
 
 @dataclass
@@ -49,6 +54,11 @@ def collect_release(
     band_filter = dict(group.attrs["band_filter"])
     slots = read_slots(group)
     commits = read_commits(store)
+    if not commits:
+        tiles_job = CHAINS[store_sensor(dict(group.attrs))].job("tiles_job")
+        raise NothingCommittedError(
+            f"nothing committed yet in {store}: run {tiles_job} first (no tile has been written to the store)"
+        )
     planned = set(zip(plan_patches["location_id"], plan_patches["tile_id"], strict=True))
     stale = [
         t
@@ -86,7 +96,9 @@ def _index(records: list[CommitRecord], slots: pd.DataFrame, planned: set[tuple[
         ],
         columns=["slot", "location_id", "tile_id", "masked_fraction", "patch_hash"],
     ).astype({"slot": np.int64, "location_id": str, "tile_id": str})
-    in_plan = [key in planned for key in zip(entries["location_id"], entries["tile_id"], strict=True)]
+    in_plan = np.array(
+        [key in planned for key in zip(entries["location_id"], entries["tile_id"], strict=True)], dtype=bool
+    )  # an array: an empty list would select no columns instead of no rows
     # the slot must still hold what the record says: a record of an older allocation does not count
     keys = slots.astype({"location_id": str, "tile_id": str})
     frame = entries[in_plan].merge(keys, on=["slot", "location_id", "tile_id"], how="inner")
