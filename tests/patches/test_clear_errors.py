@@ -5,7 +5,9 @@ quarantines nothing, and a re-run once it is gone gives the store of a clean run
 from __future__ import annotations
 
 import errno
+import json
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,13 @@ from assets.archive.catalog_io import read_quarantine, read_tiles
 from assets.archive.defs import enmap_tiles, tile_catalog
 from assets.archive.scan import scan_archive
 from assets.environment_faults import EnvironmentFault, environment_fault
+from assets.patches.commit import commit_path
 from assets.patches.defs import spectral_earth, tile_patches
+from assets.patches.release import NothingCommittedError, collect_release
+from assets.patches.store import StoreBands, create_store
 from simulator import simulate_archive
 from storage_schemas.paths import DataLayout, staging_root
+from storage_schemas.sensors import sensor_named
 from tests.copies import copy_data_root
 from tests.patches.conftest import resources
 from tests.patches.helpers import planned_tiles, run_tiles, tree_digest
@@ -169,3 +175,35 @@ def test_a_read_only_catalog_folder_fails_the_scan_naming_it(planned, monkeypatc
         EnvironmentFault, match=f"the catalog under {planned.catalog_dir}: read-only file system"
     ):
         scan_archive(planned, full=True)
+
+
+def test_an_empty_desis_store_names_the_desis_tiles_job(tmp_path):
+    desis = sensor_named("desis")
+    table = desis.band_table()
+    bands = StoreBands.select(table.wavelength_nm, table.fwhm_nm, desis.band_filter)
+    store = tmp_path / "desis.zarr"
+    create_store(store, bands, desis.band_filter, desis.name)
+    with pytest.raises(NothingCommittedError, match="run desis_tiles_job first"):
+        collect_release(store, None, None, desis.name)
+
+
+def test_an_environment_fault_crosses_process_boundaries_whole():
+    fault = environment_fault(OSError(errno.ENOSPC, "No space left on device"), Path("/data/store"), "x")
+    again = pickle.loads(pickle.dumps(fault))  # a Dask worker's exception reaches the client pickled
+    assert (str(again), again.folder, again.errno) == (str(fault), "/data/store", errno.ENOSPC)
+
+
+def test_a_store_of_stale_commits_only_says_so_instead_of_crashing(planned):
+    tile = planned_tiles(planned)[0]
+    assert not any(o.error for o in run_tiles(planned, [tile]))
+    path = commit_path(planned.store, tile)
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(record | {"band_filter": "an-older-band-filter"}))
+    result = materialize(
+        [spectral_earth],
+        instance=DagsterInstance.ephemeral(),
+        resources=resources(planned),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert f"no committed patches in {planned.store}" in _failure_text(result)
