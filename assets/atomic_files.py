@@ -1,4 +1,19 @@
-"""Write a file so that readers never see it half-written: temp file beside it, then rename."""
+"""Write files and folders so that readers never see them half-written, and so that what counts
+survives a power loss: temporary name beside the target, its bytes fsynced, a rename, then the
+folder that holds the new name fsynced.
+
+Why both fsyncs: a rename is atomic against other processes, but after a power loss the kernel may
+have persisted the rename and not the file's bytes (an empty or short file under the final name),
+or the bytes and not the rename. Fsyncing the file before the rename and its directory after makes
+the new name, with all of its bytes, durable before the caller goes on (POSIX; ext4, xfs).
+
+Every rename of a file or folder the pipeline writes goes through :func:`rename_durably` (files)
+or :func:`rename_folder_durably` (folders), and every rewritten file through
+:func:`replace_atomically`: one piece of code for one idea.
+
+``SPECTRALFORGE_FSYNC=0`` turns the fsyncs off (renames stay atomic): for benchmarks that measure
+what durability costs; never in production.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +26,101 @@ import geopandas as gpd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+FSYNC_ENV = "SPECTRALFORGE_FSYNC"
+"""``0`` turns fsync off: for benchmarks; never in production."""
+
+
+def fsync_enabled() -> bool:
+    return os.environ.get(FSYNC_ENV, "1") != "0"
+
+
+def fsync_path(path: Path | str) -> None:
+    """Flush a file's bytes, or a folder's entries, to the disk."""
+    if not fsync_enabled():
+        return
+    fd = os.open(path, os.O_RDONLY)  # a folder opens read-only too, and fsyncs its entries
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_folders(folder: Path) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``, with the parent of each folder it creates
+    fsynced, so a new file's folder is as durable as the file."""
+    if folder.is_dir():
+        return
+    missing = [folder, *(p for p in folder.parents if not p.is_dir())]
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        fsync_path(new.parent)
+
+
+def fsync_tree(folder: Path | str) -> None:
+    """Every file and folder under ``folder``, ``folder`` itself last."""
+    for root, dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            fsync_path(os.path.join(root, name))
+        for name in dirs:
+            fsync_path(os.path.join(root, name))
+    fsync_path(folder)
+
+
+def rename_durably(src: Path | str, dst: Path | str) -> None:
+    """Move the file ``src`` over ``dst`` (same file system): its bytes fsynced first, the target's
+    folder (and the source's, when another) after."""
+    fsync_path(src)
+    os.replace(src, dst)
+    _fsync_parents(src, dst)
+
+
+def rename_folder_durably(src: Path | str, dst: Path | str, *, contents: bool = True) -> None:
+    """Move the folder ``src`` to ``dst`` (``os.rename``: fails when ``dst`` is a non-empty folder),
+    with everything under it fsynced first (``contents=False``: the caller already did, or the
+    folder is the old copy on its way out) and the parent folders after."""
+    if contents:
+        fsync_tree(src)
+    os.rename(src, dst)
+    _fsync_parents(src, dst)
+
+
+def remove_durably(path: Path) -> None:
+    """Unlink ``path`` (when there) and fsync its folder, so the removal holds before what follows
+    (a withdrawn commit record must stay withdrawn while its shards are rewritten)."""
+    path.unlink(missing_ok=True)
+    fsync_path(path.parent)
+
+
+def _fsync_parents(src: Path | str, dst: Path | str) -> None:
+    parents = dict.fromkeys(os.path.dirname(os.path.abspath(p)) for p in (dst, src))
+    for parent in parents:
+        fsync_path(parent)
+
 
 def replace_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temporary path in the target folder, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Call ``write(tmp)`` on a temporary path in the target folder (``.<name>.<pid>.<random>.tmp``:
+    the pid tells a cleaner whether its writer still runs), then rename it durably over ``path``
+    (:func:`rename_durably`). A failing ``write`` leaves ``path`` as it was."""
+    make_folders(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the UI or a reader may run as another user
-        os.replace(tmp, path)
+        rename_durably(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Bytes, written atomically and durably."""
+    replace_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_text(path: Path, text: str) -> None:
+    """UTF-8 text, written atomically and durably."""
+    replace_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:

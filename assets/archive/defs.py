@@ -39,6 +39,7 @@ from assets.archive.catalog_report import (
 )
 from assets.archive.quality import QUALITY_INPUTS, QUICKLOOK_FILE, inspect_or_explain, write_tile_quality
 from assets.archive.scan import ArchiveError, CatalogPolicy, delivery_ignored, scan_archive
+from assets.atomic_files import write_bytes
 from assets.chains import CHAINS, Chain
 from assets.environment_faults import EnvironmentFault
 from assets.resources import DASK_POOL, DaskCluster, DataRoot
@@ -160,7 +161,7 @@ def _tile_catalog(
     for row in quarantine.itertuples():
         context.log.warning(f"quarantined {row.product_path}: {row.reason}")
     png = footprint_map_png(tiles)
-    layout.footprint_map.write_bytes(png)
+    write_bytes(layout.footprint_map, png)
     reasons = reason_counts(quarantine)
     return MaterializeResult(
         data_version=DataVersion(catalog_version(layout)),

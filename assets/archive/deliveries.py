@@ -47,6 +47,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from assets.archive.sources import UnsafeArchiveError, check_member_names, is_zip_name
+from assets.atomic_files import rename_folder_durably
 
 MANIFEST = ".staged.json"
 MANIFEST_VERSION = 1
@@ -205,8 +206,8 @@ def _replace_folder(partial: Path, folder: Path) -> None:
     old = None
     if folder.exists():
         old = folder.with_name(f"{folder.name}{PARTIAL}old-{uuid.uuid4().hex[:8]}")
-        os.rename(folder, old)
-    os.rename(partial, folder)
+        rename_folder_durably(folder, old, contents=False)
+    rename_folder_durably(partial, folder)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

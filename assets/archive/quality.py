@@ -20,6 +20,7 @@ from rasterio.enums import Resampling
 
 from assets.archive.reader import GDAL_OPTIONS
 from assets.archive.sources import gdal_path_of
+from assets.atomic_files import write_bytes, write_text
 from storage_schemas.catalog import COVER_COLUMNS
 from storage_schemas.enmap_product import NODATA, QUALITY_CLASS_BACKGROUND
 from storage_schemas.sensors import ENMAP, Sensor
@@ -145,9 +146,9 @@ def quicklook_png(rgb: np.ndarray) -> bytes:
 
 
 def write_tile_quality(out_dir: Path, quality: TileQuality) -> Path:
-    """Write ``quality.json`` and ``quicklook.png`` for one tile; returns the folder."""
+    """Write ``quality.json`` and ``quicklook.png`` for one tile, each atomically and durably (a
+    reader sees the old file or the new one, never half of one); returns the folder."""
     folder = out_dir / quality.tile_id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / QUICKLOOK_FILE).write_bytes(quality.quicklook_png)
-    (folder / "quality.json").write_text(json.dumps(quality.summary(), indent=2, sort_keys=True))
+    write_bytes(folder / QUICKLOOK_FILE, quality.quicklook_png)
+    write_text(folder / "quality.json", json.dumps(quality.summary(), indent=2, sort_keys=True))
     return folder

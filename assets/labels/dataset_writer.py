@@ -23,6 +23,7 @@ import pandas as pd
 import xxhash
 import zarr
 
+from assets.atomic_files import rename_folder_durably
 from assets.labels.partial_dataset import RowView, per_sample_array
 from assets.patches.store import StoreBands, create_reflectance, write_band_coords
 from storage_schemas.label_dataset import CLASSES, LABEL_LAYOUT_VERSION, MASK, MULTI_HOT, SAMPLE_COORDS
@@ -146,6 +147,6 @@ def _copy_images(path: Path, slots: np.ndarray, store: Path) -> None:
 def _swap_into_place(tmp: Path, path: Path) -> None:
     old = path.with_name(f".{path.name}.{os.getpid()}.old")
     if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
+        rename_folder_durably(path, old, contents=False)
+    rename_folder_durably(tmp, path)
     shutil.rmtree(old, ignore_errors=True)

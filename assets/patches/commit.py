@@ -16,7 +16,7 @@ from pathlib import Path
 
 import xxhash
 
-from assets.atomic_files import replace_atomically
+from assets.atomic_files import remove_durably, replace_atomically
 from storage_schemas.patch_store import COMMITS, CommitRecord
 
 
@@ -60,8 +60,9 @@ def commit_version(store: Path, tile_id: str) -> str | None:
 
 
 def withdraw_commit(store: Path, tile_id: str) -> None:
-    """Un-commit a tile before rewriting its shards, so no reader mixes old record and new pixels."""
-    commit_path(store, tile_id).unlink(missing_ok=True)
+    """Un-commit a tile before rewriting its shards, so no reader mixes old record and new pixels
+    (durably: after a power loss the old record never reappears over rewritten shards)."""
+    remove_durably(commit_path(store, tile_id))
 
 
 def read_commits(store: Path) -> dict[str, CommitRecord]:

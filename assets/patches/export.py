@@ -20,6 +20,7 @@ import pandas as pd
 import rasterio
 from affine import Affine
 
+from assets.atomic_files import make_folders, rename_durably
 from assets.patches.release_publish import release_folder
 from assets.patches.store import open_store
 from storage_schemas.enmap_product import NODATA
@@ -81,7 +82,7 @@ def write_patch_tiff(
 ) -> None:
     """One patch (bands, y, x) as an uncompressed band-sequential GeoTIFF of its own dtype, on the
     patch grid, written atomically (images: int16 with NODATA; label masks: their codes, 0)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     profile = {
         "driver": "GTiff",
@@ -98,4 +99,4 @@ def write_patch_tiff(
         dst.write(pixels)
         for i, text in enumerate(descriptions, start=1):
             dst.set_band_description(i, text)
-    os.replace(tmp, path)
+    rename_durably(tmp, path)

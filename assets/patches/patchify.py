@@ -2,14 +2,15 @@
 
 Order matters for crash safety: (1) take the tile's writer lock, (2) read and check the tile (a
 bad tile fails here and leaves its previous commit, if any, untouched), (3) withdraw the old
-commit record, (4) remove leftovers of a killed earlier attempt, (5) write every shard the tile
-owns in full, (6) write the commit record. Shard and record contents depend only on the tile, the
-plan and the settings, so any attempt that reaches (6) leaves the same bytes.
+commit record, (4) remove leftovers of a killed earlier attempt of this or any other tile
+(:mod:`assets.patches.leftovers`), (5) write every shard the tile owns in full, each fsynced,
+(6) write the commit record, fsynced (:mod:`assets.atomic_files`). Shard and record contents
+depend only on the tile, the plan and the settings, so any attempt that reaches (6) leaves the
+same bytes.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,14 +22,15 @@ import pandas as pd
 
 from assets.archive.catalog_io import read_tiles
 from assets.archive.quality import RGB_NM, decimate, quicklook_png
+from assets.atomic_files import make_folders, rename_durably
 from assets.environment_faults import environment_fault
 from assets.patches.commit import TileBusyError, commit_path, tile_lock, withdraw_commit, write_commit
 from assets.patches.cutting import Window, band_sums, cut
+from assets.patches.leftovers import partial_name, remove_leftovers
 from assets.patches.store import StoreBands, open_store, read_slots, store_bands
 from assets.patches.tile_pixels import TILE_INPUTS, TileError, TilePixels, read_tile
 from storage_schemas.band_filter import BandFilter
 from storage_schemas.patch_store import (
-    COMMITS,
     LAYOUT_VERSION,
     OUTCOME_DROPPED,
     OUTCOME_WRITTEN,
@@ -45,8 +47,6 @@ from storage_schemas.shard_codec import encode_chunk, shard_parts
 QUICKLOOK_PX = 96
 TILES_PER_TASK = 4
 """Tiles one task (one Dask map item) patchifies in a row with :func:`patchify_tiles`."""
-PARTIAL = ".partial"
-"""Suffix of a shard being written (the same as Zarr-Python's), removed by the next attempt."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def patchify_tile(job: TileJob, tile: Future | None = None) -> TileOutcome:
         read_s = time.perf_counter() - started
         withdraw_commit(job.store, tile_id)
         shards = sorted({int(s) // PATCHES_PER_SHARD for s in job.slots["slot"]})
-        _remove_leftovers(job.store, tile_id, shards)
+        remove_leftovers(job.store, tile_id, shards)
         record, outcome = _cut_and_write(job, pixels, shards)
         write_s = time.perf_counter() - started - read_s
         write_commit(job.store, record)
@@ -247,27 +247,19 @@ def _cut_and_write(job: TileJob, tile: TilePixels, shards: list[int]) -> tuple[C
 
 
 def _write_shard(store: Path, shard: int, chunks: list[bytes | None]) -> None:
-    """One shard file, atomically (temporary name, then rename); no file when nothing is stored,
-    as Zarr does for a shard of fill values."""
+    """One shard file, atomically and durably (temporary name, fsync, rename, fsync of its folder);
+    no file when nothing is stored, as Zarr does for a shard of fill values."""
     path = shard_path(store, shard)
     if all(c is None for c in chunks):
         path.unlink(missing_ok=True)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}{PARTIAL}")
+    make_folders(path.parent)
+    tmp = partial_name(path)
     with open(tmp, "wb") as f:
         f.writelines(shard_parts(chunks))
-    os.replace(tmp, path)
-
-
-def _remove_leftovers(store: Path, tile_id: str, shards: list[int]) -> None:
-    """Temporary files a killed attempt left behind (shards' ``*.partial``, the record's ``.tmp``)."""
-    for shard in shards:
-        path = shard_path(store, shard)
-        for leftover in path.parent.glob(f"{path.name}.*{PARTIAL}"):
-            leftover.unlink(missing_ok=True)
-    for leftover in (store / COMMITS).glob(f".{tile_id}.json.*.tmp"):
-        leftover.unlink(missing_ok=True)
+    # fsynced before the rename, so the commit record written after never points at bytes a
+    # power loss could take back
+    rename_durably(tmp, path)
 
 
 def _quicklook(tile: TilePixels) -> bytes:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from assets.atomic_files import replace_atomically, write_geoparquet, write_parquet
+from assets.atomic_files import rename_folder_durably, replace_atomically, write_geoparquet, write_parquet
 from assets.geometry.plan_report import histogram_png
 from assets.patches.release import ReleaseContent
 from assets.patches.release_figures import (
@@ -83,7 +83,7 @@ def publish_release(layout: DataLayout, content: ReleaseContent) -> PublishedRel
     (tmp / FIGURES).mkdir(parents=True)
     try:
         figures = _write_release(layout, content, tmp)
-        os.rename(tmp, final)
+        rename_folder_durably(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _point_latest(layout, content.version)

@@ -1,0 +1,80 @@
+"""Temporary files that killed or failed tile writers left in a patch store, and who may remove them.
+
+A shard is written as ``<shard file>.<pid>.partial`` and renamed into place; a commit record as
+``commits/.<tile_id>.json.<pid>.<random>.tmp`` (:func:`assets.atomic_files.replace_atomically`).
+A full disk or a ``kill -9`` between write and rename leaves such a file behind. Each tile's run
+removes:
+
+- its own tile's leftovers, always: it holds the tile's writer lock, so nobody else writes them;
+- every other tile's leftover (shard ``.partial`` or commit ``.tmp``) that no live writer can still
+  use: its writer process (the pid in its name) is gone from this host, or the file is older than
+  :data:`STALE_AFTER_S` (the pid was reused; no write takes that long). A live writer's file is
+  never touched. (Not by trying the other tile's lock: holding it even briefly would make that
+  tile's own run, starting at that moment, fail as busy.)
+
+Assumption: every writer of a store runs on one host (the pipeline's local Dask workers), as the
+pid check needs; on a store shared between hosts only the age rule would be safe.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from storage_schemas.patch_store import COMMITS, REFLECTANCE, shard_path
+
+PARTIAL = ".partial"
+"""Suffix of a shard being written (the same as Zarr-Python's)."""
+STALE_AFTER_S = 3600.0
+"""A ``.partial`` this old is a leftover even if a process of its pid runs (the pid was reused)."""
+
+
+def partial_name(path: Path) -> Path:
+    """The name this process writes the shard ``path`` under before renaming it."""
+    return path.with_name(f"{path.name}.{os.getpid()}{PARTIAL}")
+
+
+def remove_leftovers(store: Path, tile_id: str, shards: list[int]) -> list[Path]:
+    """Remove the tile's own leftovers and every abandoned one of other tiles (module docstring);
+    call it holding the tile's writer lock. Returns what was removed."""
+    removed = []
+    for shard in shards:
+        path = shard_path(store, shard)
+        removed += _unlink(path.parent.glob(f"{path.name}.*{PARTIAL}"))
+    removed += _unlink((store / COMMITS).glob(f".{tile_id}.json.*.tmp"))
+    shards_left = (store / REFLECTANCE).rglob(f"*{PARTIAL}")
+    removed += _unlink(p for p in shards_left if _abandoned(p, p.name[: -len(PARTIAL)].rsplit(".", 1)[-1]))
+    records_left = (store / COMMITS).glob(".*.json.*.tmp")
+    removed += _unlink(p for p in records_left if _abandoned(p, p.name[: -len(".tmp")].rsplit(".", 2)[-2]))
+    return removed
+
+
+def _abandoned(path: Path, owner: str) -> bool:
+    """Whether no live writer can still use ``path``, written by the process ``owner`` (a pid)."""
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return False  # its writer renamed it just now
+    return age > STALE_AFTER_S or not (owner.isdigit() and _alive(int(owner)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unlink(paths) -> list[Path]:
+    removed = []
+    for path in list(paths):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
