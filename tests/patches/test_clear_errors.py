@@ -207,3 +207,26 @@ def test_a_store_of_stale_commits_only_says_so_instead_of_crashing(planned):
     )
     assert not result.success
     assert f"no committed patches in {planned.store}" in _failure_text(result)
+
+
+def test_a_disk_that_fills_in_the_middle_of_a_shard_leaves_nothing_a_rerun_keeps(
+    planned, clean_store, monkeypatch
+):
+    tile = planned_tiles(planned)[0]
+    real = patchify.shard_parts
+
+    def fills_up(chunks):
+        parts = iter(real(chunks))
+        yield next(parts)  # some bytes reach the shard's temporary file, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(patchify, "shard_parts", fills_up)
+    (outcome,) = run_tiles(planned, [tile])
+    assert outcome.error.startswith(
+        f"cannot write tile {tile}'s shards and commit record under {planned.store}"
+    )
+    assert "no space left on device (ENOSPC)" in outcome.error
+    assert not commit_path(planned.store, tile).exists()
+    monkeypatch.undo()
+    assert not any(o.error for o in run_tiles(planned, [tile]))
+    assert tree_digest(planned.store) == clean_store  # the half-written shard is gone
