@@ -15,7 +15,7 @@ int16 tiles) taken through catalog -> plan -> store with Dagster's ``materialize
 ones and the plan may give some tile no patch, so fewer tiles may be measured (the table lists
 them). ``--data DIR`` keeps (and reuses) it under DIR.
 
-Measured on the lead's 2-core VM (``--repeats 5``, 3 tiles of about 39 patches, 150-190 MB of
+Measured on the project's shared 2-core VM (``--repeats 5``, 3 tiles of about 39 patches, 150-190 MB of
 shards each): 5 fsyncs and 61 ms in fsync per tile, the step 1.20 s with fsync against 1.05 s
 without (the step's own spread is of the same size).
 
