@@ -16,10 +16,14 @@ import pytest
 
 from assets import atomic_files
 from assets.archive.quality import TileQuality, write_tile_quality
+from assets.geometry.plan_io import read_locations, read_patches
 from assets.patches.commit import commit_path
 from assets.patches.leftovers import STALE_AFTER_S
+from assets.patches.release import collect_release
+from assets.patches.release_publish import publish_release
 from assets.patches.store import open_store, read_slots
 from storage_schemas.patch_store import COMMITS, PATCHES_PER_SHARD, CommitRecord, shard_path
+from storage_schemas.release import LATEST, MANIFEST
 from tests.patches.helpers import planned_tiles, run_tiles
 
 
@@ -65,6 +69,22 @@ def test_tile_commit_fsyncs_shards_then_record_files_and_folders(planned, fsynce
     assert not run_tiles(planned, [tile])[0].error
     first_shard = next(i for i, p in enumerate(fsynced) if p.endswith(".partial"))
     assert commit_dir in fsynced[:first_shard]
+
+
+def test_release_folder_and_latest_fsynced_before_they_count(planned, fsynced):
+    tiles = planned_tiles(planned)[:2]
+    assert not any(o.error for o in run_tiles(planned, tiles))
+    content = collect_release(planned.store, read_locations(planned.locations), read_patches(planned.patches))
+    fsynced.clear()
+    published = publish_release(planned, content)
+    releases = str(planned.releases)
+    manifest = next(
+        i for i, p in enumerate(fsynced) if p.endswith(f"/.{published.version}.tmp-{os.getpid()}/{MANIFEST}")
+    )
+    renamed = fsynced.index(releases, manifest)  # the release folder's name, after its contents
+    latest = next(i for i, p in enumerate(fsynced) if Path(p).name.startswith(f".{LATEST}.{os.getpid()}."))
+    assert renamed < latest < fsynced.index(releases, latest)  # LATEST only once the release is durable
+    assert (planned.releases / LATEST).read_text().strip() == published.version
 
 
 def test_helpers_fsync_file_and_folder(tmp_path, fsynced):
