@@ -41,7 +41,7 @@ from assets.archive.quality import QUALITY_INPUTS, QUICKLOOK_FILE, inspect_or_ex
 from assets.archive.scan import ArchiveError, CatalogPolicy, delivery_ignored, scan_archive
 from assets.atomic_files import write_bytes
 from assets.chains import CHAINS, Chain
-from assets.environment_faults import EnvironmentFault
+from assets.environment_faults import EnvironmentFault, writing_under
 from assets.resources import DASK_POOL, DaskCluster, DataRoot
 from assets.tile_outcomes import TileResult, tile_materializations
 from assets.ui_metadata import png_markdown, schema_metadata
@@ -238,7 +238,12 @@ def _tile_quality(
         if isinstance(quality, str):
             results.append(TileResult(key, error=quality))
             continue
-        folder = write_tile_quality(layout.tile_quality_dir, quality)
+        try:
+            with writing_under(layout.tile_quality_dir, f"tile {key}'s quality files"):
+                folder = write_tile_quality(layout.tile_quality_dir, quality)
+        except EnvironmentFault as exc:  # the product is fine: name the folder, fail the partition
+            results.append(TileResult(key, error=str(exc)))
+            continue
         metadata = {
             "valid_fraction": quality.valid_fraction,
             "cloud_measured_pct": quality.measured["cloud_cover"],

@@ -33,7 +33,9 @@ from pydantic import Field
 
 from assets.archive.defs import ARCHIVE, TILES_PER_RUN
 from assets.archive.quality import PATCHES_QUICKLOOK_FILE
+from assets.atomic_files import write_bytes
 from assets.chains import CHAINS, Chain
+from assets.environment_faults import EnvironmentFault, writing_under
 from assets.geometry.defs import GEOMETRY
 from assets.geometry.plan_io import read_locations, read_patches
 from assets.patches.commit import commit_path, commit_version
@@ -159,8 +161,12 @@ def _tile_patches(
             results.append(TileResult(outcome.tile_id, error=outcome.error))
             continue
         quicklook = layout.tile_quality_dir / outcome.tile_id / PATCHES_QUICKLOOK_FILE
-        quicklook.parent.mkdir(parents=True, exist_ok=True)
-        quicklook.write_bytes(outcome.quicklook_png)
+        try:
+            with writing_under(layout.tile_quality_dir, f"tile {outcome.tile_id}'s quicklook"):
+                write_bytes(quicklook, outcome.quicklook_png)
+        except EnvironmentFault as exc:  # committed, but its partition must not look done
+            results.append(TileResult(outcome.tile_id, error=str(exc)))
+            continue
         metadata = {
             "patches_written": outcome.written,
             "patches_dropped": outcome.dropped,

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, materialize
 
+import assets.archive.defs as archive_defs
 import assets.archive.deliveries as deliveries
+import assets.patches.defs as patch_defs
 import assets.patches.patchify as patchify
 from assets.archive.catalog_io import read_quarantine, read_tiles
-from assets.archive.defs import enmap_tiles, tile_catalog
+from assets.archive.defs import enmap_tiles, tile_catalog, tile_quality
 from assets.archive.scan import scan_archive
 from assets.environment_faults import EnvironmentFault, environment_fault
 from assets.patches.commit import commit_path
@@ -230,3 +232,24 @@ def test_a_disk_that_fills_in_the_middle_of_a_shard_leaves_nothing_a_rerun_keeps
     monkeypatch.undo()
     assert not any(o.error for o in run_tiles(planned, [tile]))
     assert tree_digest(planned.store) == clean_store  # the half-written shard is gone
+
+
+@pytest.mark.parametrize("asset", ["tile_patches", "tile_quality"])
+def test_a_full_quality_folder_fails_the_partition_naming_it(planned, monkeypatch, asset):
+    tile = planned_tiles(planned)[0]
+    if asset == "tile_patches":
+        monkeypatch.setattr(patch_defs, "write_bytes", _fail_with(errno.ENOSPC))
+    else:
+        monkeypatch.setattr(archive_defs, "write_tile_quality", _fail_with(errno.ENOSPC))
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(enmap_tiles.name, [tile])
+    result = materialize(
+        [tile_patches if asset == "tile_patches" else tile_quality],
+        instance=instance,
+        resources=resources(planned),
+        partition_key=tile,
+        raise_on_error=False,
+    )
+    assert not result.success and not result.asset_materializations_for_node(asset)
+    assert f"{tile}: cannot write tile {tile}'s" in _failure_text(result)
+    assert f"under {planned.tile_quality_dir}: no space left on device" in _failure_text(result)
