@@ -227,7 +227,11 @@ def _release(context: AssetExecutionContext, layout: DataLayout) -> MaterializeR
         raise Failure(
             description=f"no committed patches in {layout.store}: run the tile_patches partitions first"
         )
-    published = publish_release(layout, content)
+    try:
+        with writing_under(layout.releases, "the release"):
+            published = publish_release(layout, content)
+    except EnvironmentFault as exc:
+        raise Failure(description=str(exc)) from None
     counts = content.counts
     if counts["tiles_in_plan_not_committed"]:
         context.log.warning(

@@ -253,3 +253,18 @@ def test_a_full_quality_folder_fails_the_partition_naming_it(planned, monkeypatc
     assert not result.success and not result.asset_materializations_for_node(asset)
     assert f"{tile}: cannot write tile {tile}'s" in _failure_text(result)
     assert f"under {planned.tile_quality_dir}: no space left on device" in _failure_text(result)
+
+
+def test_a_read_only_releases_folder_fails_the_release_naming_it(planned, monkeypatch):
+    assert not any(o.error for o in run_tiles(planned, planned_tiles(planned)[:1]))
+    monkeypatch.setattr(patch_defs, "publish_release", _fail_with(errno.EROFS))
+    result = materialize(
+        [spectral_earth],
+        instance=DagsterInstance.ephemeral(),
+        resources=resources(planned),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert f"cannot write the release under {planned.releases}: read-only file system" in _failure_text(
+        result
+    )
