@@ -113,6 +113,18 @@ def replace_atomically(path: Path, write: Callable[[str], None]) -> None:
             os.unlink(tmp)
 
 
+def writer_alive(pid: int) -> bool:
+    """Whether the writer ``pid`` named in a temporary or partial file's name still runs on this
+    host: what decides if a leftover may be removed."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Bytes, written atomically and durably."""
     replace_atomically(path, lambda tmp: Path(tmp).write_bytes(data))

@@ -47,7 +47,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from assets.archive.sources import UnsafeArchiveError, check_member_names, is_zip_name
-from assets.atomic_files import rename_folder_durably
+from assets.atomic_files import rename_folder_durably, writer_alive
 
 MANIFEST = ".staged.json"
 MANIFEST_VERSION = 1
@@ -188,18 +188,8 @@ def _remove_leftovers(folder: Path) -> None:
     the ``.partial-old-*`` copy a replacement had not yet removed."""
     for left in folder.parent.glob(f"{glob.escape(folder.name)}{PARTIAL}*"):
         owner = left.name[len(folder.name) + len(PARTIAL) :].split("-")[0]
-        if owner == "old" or (owner.isdigit() and not _alive(int(owner))):
+        if owner == "old" or (owner.isdigit() and not writer_alive(int(owner))):
             shutil.rmtree(left, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _replace_folder(partial: Path, folder: Path) -> None:

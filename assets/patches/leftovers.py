@@ -22,6 +22,7 @@ import os
 import time
 from pathlib import Path
 
+from assets.atomic_files import writer_alive
 from storage_schemas.patch_store import COMMITS, REFLECTANCE, shard_path
 
 PARTIAL = ".partial"
@@ -56,17 +57,7 @@ def _abandoned(path: Path, owner: str) -> bool:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return False  # its writer renamed it just now
-    return age > STALE_AFTER_S or not (owner.isdigit() and _alive(int(owner)))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return age > STALE_AFTER_S or not (owner.isdigit() and writer_alive(int(owner)))
 
 
 def _unlink(paths) -> list[Path]:
