@@ -45,15 +45,16 @@ def _failure_text(result) -> str:
     return "\n".join(texts)
 
 
-def test_release_of_an_empty_store_says_run_tiles_job_first(planned):
-    result = materialize(
-        [spectral_earth],
-        instance=DagsterInstance.ephemeral(),
-        resources=resources(planned),
-        raise_on_error=False,
-    )
+def _failing(assets: list, layout: DataLayout) -> str:
+    """Materialise ``assets`` over ``layout``, which must fail: the text of its step failures."""
+    instance = DagsterInstance.ephemeral()
+    result = materialize(assets, instance=instance, resources=resources(layout), raise_on_error=False)
     assert not result.success
-    text = _failure_text(result)
+    return _failure_text(result)
+
+
+def test_release_of_an_empty_store_says_run_tiles_job_first(planned):
+    text = _failing([spectral_earth], planned)
     assert f"nothing committed yet in {planned.store}: run tiles_job first" in text
     assert "KeyError" not in text
 
@@ -145,14 +146,7 @@ def _catalog(layout: DataLayout) -> list[tuple]:
 
 def test_a_full_staging_disk_fails_the_scan_and_quarantines_nothing(delivered, tmp_path, monkeypatch):
     monkeypatch.setattr(deliveries, "_unzip", _fail_with(errno.ENOSPC))
-    result = materialize(
-        [tile_catalog],
-        instance=DagsterInstance.ephemeral(),
-        resources=resources(delivered),
-        raise_on_error=False,
-    )
-    assert not result.success
-    text = _failure_text(result)
+    text = _failing([tile_catalog], delivered)
     staging = staging_root(delivered.archive)
     assert f"cannot write an unpacked delivery under {staging}" in text and "no space left on device" in text
     assert "unreadable" not in text
@@ -201,14 +195,8 @@ def test_a_store_of_stale_commits_only_says_so_instead_of_crashing(planned):
     path = commit_path(planned.store, tile)
     record = json.loads(path.read_text())
     path.write_text(json.dumps(record | {"band_filter": "an-older-band-filter"}))
-    result = materialize(
-        [spectral_earth],
-        instance=DagsterInstance.ephemeral(),
-        resources=resources(planned),
-        raise_on_error=False,
-    )
-    assert not result.success
-    assert f"no committed patches in {planned.store}" in _failure_text(result)
+    text = _failing([spectral_earth], planned)
+    assert f"no committed patches in {planned.store}" in text
 
 
 def test_a_disk_that_fills_in_the_middle_of_a_shard_leaves_nothing_a_rerun_keeps(
@@ -258,13 +246,5 @@ def test_a_full_quality_folder_fails_the_partition_naming_it(planned, monkeypatc
 def test_a_read_only_releases_folder_fails_the_release_naming_it(planned, monkeypatch):
     assert not any(o.error for o in run_tiles(planned, planned_tiles(planned)[:1]))
     monkeypatch.setattr(patch_defs, "publish_release", _fail_with(errno.EROFS))
-    result = materialize(
-        [spectral_earth],
-        instance=DagsterInstance.ephemeral(),
-        resources=resources(planned),
-        raise_on_error=False,
-    )
-    assert not result.success
-    assert f"cannot write the release under {planned.releases}: read-only file system" in _failure_text(
-        result
-    )
+    text = _failing([spectral_earth], planned)
+    assert f"cannot write the release under {planned.releases}: read-only file system" in text
