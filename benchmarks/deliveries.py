@@ -39,7 +39,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -299,13 +298,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="keep (and reuse) the simulated roots under DIR")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*is currently in beta")
-    scratch = None if args.data else Path(tempfile.mkdtemp(prefix="sf-bench-deliveries-"))
-    base = (args.data or scratch) / f"tiles-{args.tiles}-px{args.tile_size}-seed{args.seed}"
-    try:
-        run(args, base)
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+    from ephemeral import in_data_root
+
+    in_data_root(run, args, "deliveries")
 
 
 if __name__ == "__main__":

@@ -613,15 +613,9 @@ def main() -> None:
     args.seed = args.seed if args.seed is not None else (6 if quick else 0)
     args.reads = args.reads or (100 if quick else 300)
     warnings.filterwarnings("ignore", message=".*is currently in beta")
+    from ephemeral import in_data_root
 
-    scratch = None if args.data else Path(tempfile.mkdtemp(prefix="sf-bench-patchify-"))
-    base = args.data or scratch
-    root = base / f"tiles-{args.tiles}-px{args.tile_size}-seed{args.seed}"
-    try:
-        run(args, root)
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+    in_data_root(run, args, "patchify")
 
 
 if __name__ == "__main__":
