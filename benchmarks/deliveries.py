@@ -215,6 +215,9 @@ def run(args: argparse.Namespace, base: Path) -> None:
     tiles = planned_tiles(delivered)
     if tiles != planned_tiles(folders):
         raise RuntimeError("the two roots planned different tiles")
+    if not tiles:
+        hint = "simulate more or larger tiles (--tiles, --tile-size)"
+        raise SystemExit(f"no tile under {delivered.root} has planned patches: {hint}")
     times = {}
     for name, layout in (("folders", folders), ("delivery", delivered)):
         times[name] = step_times(layout, tiles, args.repeats)
