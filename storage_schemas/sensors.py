@@ -11,8 +11,9 @@ DESIS (DLR Earth Sensing Imaging Spectrometer, on the ISS since 2018): 235 bands
 10000. Real L2A products are named like ``DESIS-HSI-L2A-DT0483038728_001-20200813T234215-V0213``
 and hold ``-SPECTRAL_IMAGE.tif``, ``-METADATA.xml``, ``-QUALITY.tif`` and ``-QL_IMAGE.tif``.
 What we could not check against a real DESIS product (no sample is at hand) is marked as an
-assumption below: the METADATA.xml schema (see ``assets.archive.metadata_readers``) and the
-layer order of QUALITY.tif (:data:`DESIS_MASKS`).
+assumption below: the METADATA.xml schema (see ``assets.archive.metadata_readers``), the
+layer order of QUALITY.tif (:data:`DESIS_MASKS`) and the physical reflectance range (EnMAP's,
+:attr:`Sensor.reflectance_min`, is used).
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ class Sensor:
     pixel_size_m: float = PIXEL_SIZE_M
     nodata: int = NODATA
     reflectance_scale: int = REFLECTANCE_SCALE
+    reflectance_min: int = -1000
+    """Lowest value (reflectance x ``reflectance_scale``) a real pixel of a kept band can have.
+    No stored DLR document gives a valid range for L2A reflectance (the product specification
+    gives only the encoding: int16, gain 0.0001, nodata -32768), so this is measured: the real
+    Potsdam scene (realdata, 224 layers) has no value below 0 in the SpectralEarth bands and its
+    lowest, -496, in the dropped water-vapour layers near 1950 nm, where the atmospheric
+    correction is noisiest over dark ground. -0.1 leaves twice that margin; what lies below it is
+    not a dark surface but damage (issue 16: inverted bytes turn 2592 into -2593)."""
+    reflectance_max: int = 20000
+    """Highest plausible value: reflectance 2.0. Surfaces exceed 1.0 only a little (fresh snow on
+    sunlit slopes, specular glint, cloud tops: band maxima of 1.6-1.9 are reported for Sentinel-2
+    L2A scenes, CNES/MAJA issue 13); the real Potsdam scene peaks at 0.78. Inverted nodata
+    (-32768) reads 32767, far above."""
     accepted_level: str = "L2A"
 
     @property

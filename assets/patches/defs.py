@@ -44,6 +44,7 @@ from assets.patches.patchify import TILES_PER_TASK, has_current_commit, patchify
 from assets.patches.release import NothingCommittedError, collect_release
 from assets.patches.release_publish import FIGURE_FILES, publish_release, release_folder
 from assets.patches.store import StoreBands, allocate, create_store, open_store, read_slots, remove_store
+from assets.patches.tile_pixels import DEFAULT_MAX_IMPOSSIBLE
 from assets.resources import DASK_POOL, DaskCluster, DataRoot
 from assets.tile_outcomes import TileResult, tile_materializations
 from assets.ui_metadata import figure_metadata, schema_metadata
@@ -125,6 +126,14 @@ class TilePatchesConfig(Config):
         description="Drop a patch when more than this share of its pixels is nodata, cloud, cloud shadow or "
         "haze (QL masks); the drop and its reason are recorded in the tile's commit record.",
     )
+    max_impossible_fraction: float = Field(
+        DEFAULT_MAX_IMPOSSIBLE,
+        ge=0.0,
+        le=1.0,
+        description="Refuse a tile (its partition fails, its last commit stays) when more than this share of "
+        "its pixels hold physically impossible reflectance in some band (outside the sensor's range, "
+        "storage_schemas.sensors: a damaged file). Fewer are set to nodata, counted in pixel_faults.",
+    )
 
 
 def _tile_patches(
@@ -132,7 +141,13 @@ def _tile_patches(
 ) -> Iterator[AssetMaterialization]:
     keys = list(context.partition_keys)
     try:
-        jobs = tile_jobs(layout, keys, BAND_FILTERS[layout.sensor], config.max_masked_fraction)
+        jobs = tile_jobs(
+            layout,
+            keys,
+            BAND_FILTERS[layout.sensor],
+            config.max_masked_fraction,
+            config.max_impossible_fraction,
+        )
     except (FileNotFoundError, ValueError) as exc:  # StoreLayoutError is a ValueError
         raise Failure(description=str(exc)) from None
     results = []

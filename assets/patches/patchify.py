@@ -28,7 +28,8 @@ from assets.patches.commit import TileBusyError, commit_path, tile_lock, withdra
 from assets.patches.cutting import Window, band_sums, cut
 from assets.patches.leftovers import partial_name, remove_leftovers
 from assets.patches.store import StoreBands, open_store, read_slots, store_bands
-from assets.patches.tile_pixels import TILE_INPUTS, TileError, TilePixels, read_tile
+from assets.patches.source_check import recorded_sources
+from assets.patches.tile_pixels import DEFAULT_MAX_IMPOSSIBLE, TILE_INPUTS, TileError, TilePixels, read_tile
 from storage_schemas.band_filter import BandFilter
 from storage_schemas.patch_store import (
     LAYOUT_VERSION,
@@ -63,6 +64,8 @@ class TileJob:
     bands: StoreBands | None = None
     """The store's band axis; :func:`tile_jobs` reads it once for all its jobs."""
     sensor: Sensor = ENMAP
+    max_impossible: float = DEFAULT_MAX_IMPOSSIBLE
+    """Refuse the tile when more than this share of its pixels hold impossible reflectance."""
 
 
 @dataclass
@@ -79,7 +82,11 @@ class TileOutcome:
 
 
 def tile_jobs(
-    layout: DataLayout, tile_ids: list[str], band_filter: BandFilter, max_masked: float
+    layout: DataLayout,
+    tile_ids: list[str],
+    band_filter: BandFilter,
+    max_masked: float,
+    max_impossible: float = DEFAULT_MAX_IMPOSSIBLE,
 ) -> list[TileJob]:
     """The jobs of some catalog tiles, with the slots the store gave them (none for a tile the
     plan found no patch in). ValueError names tiles the catalog does not hold; the store's own
@@ -105,6 +112,7 @@ def tile_jobs(
             max_masked,
             bands,
             sensor,
+            max_impossible,
         )
         for row in rows
     ]
@@ -162,8 +170,11 @@ def patchify_tiles(jobs: list[TileJob]) -> list[TileOutcome]:
 
 
 def _read(job: TileJob) -> TilePixels:
+    """The tile's pixels, refused (TileError) when a file's bytes differ from those the tile's
+    last commit of the same product was cut from: before anything of the tile is written."""
     bands = job.bands if job.bands is not None else store_bands(open_store(job.store))
-    return read_tile(job.archive, job.row, bands, job.band_filter, job.sensor)
+    recorded = recorded_sources(job.store, job.row)
+    return read_tile(job.archive, job.row, bands, job.band_filter, job.sensor, job.max_impossible, recorded)
 
 
 def patchify_tile(job: TileJob, tile: Future | None = None) -> TileOutcome:
@@ -233,7 +244,8 @@ def _cut_and_write(job: TileJob, tile: TilePixels, shards: list[int]) -> tuple[C
         valid_pixels=valid_pixels,
         band_sum=[int(v) for v in sums],
         band_sumsq=[int(v) for v in sumsq],
-        faults=dict(sorted(tile.faults.items())),
+        faults=dict(sorted({**tile.faults, **tile.band_faults}.items())),
+        sources=dict(sorted(tile.sources.items())),
     )
     outcome = TileOutcome(
         tile_id=record.tile_id,
