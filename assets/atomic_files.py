@@ -86,7 +86,7 @@ def rename_folder_durably(src: Path | str, dst: Path | str, *, contents: bool = 
 
 def remove_durably(path: Path) -> None:
     """Unlink ``path`` (when there) and fsync its folder, so the removal holds before what follows
-    (a withdrawn commit record must stay withdrawn while its shards are rewritten)."""
+    (a removed rewrite marker must stay removed once the new commit record is in place)."""
     path.unlink(missing_ok=True)
     fsync_path(path.parent)
 

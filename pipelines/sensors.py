@@ -71,8 +71,8 @@ def tiles_sensor(chain: Chain):
         description=f"When the patch store has given new tiles their slots, adds them to the "
         f"{chain.partitions} partitions and requests one run per batch of up to {TILES_PER_RUN} "
         "tiles; requests again every tile whose slots lack a commit. Waits while the catalog, plan "
-        "or store is being written. Tiles whose product left the archive are reported (and alerted), "
-        "never deleted.",
+        "or store is being written. Tiles whose product left the archive, and tiles whose product is "
+        "there but broken, are reported (and alerted), never deleted.",
     )
     def planned_tiles(context: SensorEvaluationContext, data_root: DataRoot):
         layout = data_root.layout(chain.sensor)
@@ -103,6 +103,7 @@ def tiles_sensor(chain: Chain):
             tiles, registered, TILES_PER_RUN, MAX_NEW_TILES_PER_TICK, None if current else coverage.expected
         )
         _report_missing(context, chain, sorted(set(plan.missing) - set(cursor.get("missing", []))))
+        _report_broken(context, chain, sorted(set(plan.broken) - set(cursor.get("broken", []))))
         busy = tiles_of_runs(
             (
                 r.tags
@@ -119,7 +120,9 @@ def tiles_sensor(chain: Chain):
         )
         runs = [_request(chain, "new", store_id, batch, name) for batch in plan.batches]
         runs += [_request(chain, "redo", store_id, batch, name) for batch in redo]
-        new_cursor = json.dumps({"store": store_id, "pending": plan.pending, "missing": plan.missing})
+        new_cursor = json.dumps(
+            {"store": store_id, "pending": plan.pending, "missing": plan.missing, "broken": plan.broken}
+        )
         if plan.waiting:
             context.log.info(
                 f"{plan.waiting} catalog tiles wait for the store to give them slots ({catalog_job.name})"
@@ -173,6 +176,19 @@ def _report_missing(context: SensorEvaluationContext, chain: Chain, newly_missin
     post_alert(
         summary, {"sensor": f"{chain.partitions}_sensor", "tiles": newly_missing}, kind="tiles_missing"
     )
+
+
+def _report_broken(context: SensorEvaluationContext, chain: Chain, newly_broken: list[str]) -> None:
+    """Tiles whose product is still in the archive but broken: not "left the archive"; their
+    partitions are not run again until the product is fixed, their committed patches stay."""
+    if not newly_broken:
+        return
+    summary = (
+        f"{len(newly_broken)} {chain.partitions} tile(s) are in the archive but broken (marked broken in "
+        "the catalog, with the reason; their released patches are kept): " + ", ".join(newly_broken[:20])
+    )
+    context.log.warning(summary)
+    post_alert(summary, {"sensor": f"{chain.partitions}_sensor", "tiles": newly_broken}, kind="tiles_broken")
 
 
 TILE_SENSORS = {name: tiles_sensor(chain) for name, chain in CHAINS.items()}

@@ -114,6 +114,7 @@ def catalog_frame(plan: AcquisitionPlan, covers: dict[str, np.ndarray]) -> gpd.G
         "simulated": pa.array(np.ones(n, dtype=bool), pa.bool_()),
         "status": pa.array(np.full(n, STATUS_PRESENT), pa.string()),
         "missing_since": pa.nulls(n, utc),
+        "status_reason": pa.nulls(n, pa.string()),
         "source_size": pa.array(estimated_folder_size(plan, len(bands)), pa.int64()),
         "source_mtime_ns": pa.array(processed_us * 1000, pa.int64()),
         "checksum": pa.array(

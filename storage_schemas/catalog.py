@@ -7,7 +7,11 @@ band table and the member names of the files to read.
 
 Rows are never deleted: a product that leaves the archive keeps its row with
 ``status = "missing"`` and the time it was first found missing, so that derived datasets can
-still name their source.
+still name their source. A product that is still there but can no longer be used (truncated,
+unreadable, or its bytes changed under the same name) keeps its last good row with
+``status = "broken"`` and ``status_reason`` saying what is wrong (its quarantine row has the
+details): broken is not missing, and its already released patches stay in releases unless the
+release is told otherwise.
 
 ``quarantine.parquet`` holds the products that were refused, with the path, the file at fault
 and a reason a person can act on. Both tables carry the fingerprint (size, mtime, checksum) that
@@ -67,6 +71,7 @@ TILE_FIELDS = [
     pa.field("simulated", pa.bool_(), nullable=False),
     pa.field("status", pa.string(), nullable=False),
     pa.field("missing_since", TS),
+    pa.field("status_reason", pa.string()),
     *FINGERPRINT_FIELDS,
 ]
 TILE_COLUMNS = [f.name for f in TILE_FIELDS] + ["geometry"]
@@ -74,6 +79,11 @@ TILE_COLUMNS = [f.name for f in TILE_FIELDS] + ["geometry"]
 
 STATUS_PRESENT = "present"
 STATUS_MISSING = "missing"
+"""The product left the archive."""
+STATUS_BROKEN = "broken"
+"""The product is in the archive but cannot be used now (``status_reason`` says why)."""
+IN_ARCHIVE = (STATUS_PRESENT, STATUS_BROKEN)
+"""Statuses of products the archive still holds: the plan keeps their locations."""
 
 QUARANTINE_SCHEMA = pa.schema(
     [

@@ -185,6 +185,9 @@ class CommitRecord:
     band_sumsq: list[int]
     faults: dict[str, int] = field(default_factory=dict)
     """Pixel-level faults found and masked: non-finite values, values outside int16."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Product file (member name) -> content digest (``xxh3-128:<hex>``) of the bytes the tile
+    was cut from: what a re-scan and a re-run compare the product's files with."""
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True, separators=(",", ":"))

@@ -64,6 +64,7 @@ def record_row(r: ProductRecord) -> dict:
         "simulated": r.simulated,
         "status": STATUS_PRESENT,
         "missing_since": None,
+        "status_reason": None,
         "source_size": r.fingerprint.size,
         "source_mtime_ns": r.fingerprint.mtime_ns,
         "checksum": r.fingerprint.checksum,
@@ -112,7 +113,9 @@ def read_tiles(path: Path) -> gpd.GeoDataFrame:
     if not path.exists():
         return empty_tiles()
     frame = gpd.read_parquet(path)
-    return frame[[c for c in TILE_COLUMNS if c in frame.columns]]
+    for column in set(TILE_COLUMNS) - set(frame.columns):
+        frame[column] = None  # a catalog written before the column (columns added since are nullable)
+    return frame[TILE_COLUMNS]
 
 
 def write_quarantine(frame: pd.DataFrame, path: Path) -> None:

@@ -10,7 +10,9 @@ their ids and values never move.
 Then the acceptance policy runs over all readable products, every time (it is cheap and its
 settings may change): one row per tile id (the newest processing wins; the same product twice
 keeps the path seen first), cloud cover under the limit. Products that left the archive keep
-their rows with ``status = "missing"``.
+their rows with ``status = "missing"``; products still there that can no longer be read, or
+whose files' content changed under the same name (:mod:`assets.archive.content_hash`), keep their
+last good rows with ``status = "broken"`` and the reason.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from assets.environment_faults import writing_under
 from storage_schemas.catalog import (
     STAGE_POLICY,
     STAGE_READ,
+    STATUS_BROKEN,
     STATUS_MISSING,
     STATUS_PRESENT,
     ZIP_SEPARATOR,
@@ -145,23 +148,27 @@ def scan_archive(
 
     prev_containers = prev_products["product_path"].map(container_of)
     carried = _refresh_stats(prev_products[prev_containers.isin(kept_paths)].copy(), unchanged)
-    carried.loc[carried["status"] == STATUS_MISSING, ["status", "missing_since"]] = (STATUS_PRESENT, None)
 
     fresh = records_frame(records)
     fresh_keys = set(zip(fresh["product_path"], fresh["product_name"], strict=True))
     not_kept = prev_products[~prev_containers.isin(kept_paths)]
     reread = [k in fresh_keys for k in zip(not_kept["product_path"], not_kept["product_name"], strict=True)]
     gone = not_kept[~pd.Series(reread, index=not_kept.index, dtype=bool)].copy()
-    newly_missing = gone["status"] != STATUS_MISSING
-    gone.loc[newly_missing, "missing_since"] = now
-    gone["status"] = STATUS_MISSING
-
-    products = gpd.GeoDataFrame(_concat([carried, fresh, gone], fresh), geometry="geometry", crs=fresh.crs)
 
     failures_kept = prev_failures[prev_failures["product_path"].map(container_of).isin(kept_paths)]
     failures_kept = _refresh_stats(failures_kept.copy(), unchanged)
     new_failures = refusals_frame(read_refusals, now, STAGE_READ)
     failures = _concat([failures_kept, new_failures], new_failures)
+
+    in_archive = {c.path for c in containers}
+    carried = _mark_status(carried, failures, in_archive, STATUS_PRESENT)
+    gone = _mark_status(gone, failures, in_archive, STATUS_MISSING)
+    left = gone["status"] != STATUS_BROKEN
+    newly_missing = left & (gone["status"] != STATUS_MISSING)
+    gone.loc[newly_missing, "missing_since"] = now
+    gone.loc[left, "status"] = STATUS_MISSING
+
+    products = gpd.GeoDataFrame(_concat([carried, fresh, gone], fresh), geometry="geometry", crs=fresh.crs)
     tiles, policy_refusals = apply_policy(products, policy, prev_products)
     quarantine = _concat([failures, refusals_frame(policy_refusals, now, STAGE_POLICY)], failures)
 
@@ -174,6 +181,7 @@ def scan_archive(
         "quarantined": len(quarantine),
         "missing": int((tiles["status"] == STATUS_MISSING).sum()),
         "newly_missing": int(newly_missing.sum()),
+        "broken": int((tiles["status"] == STATUS_BROKEN).sum()),
         "deliveries": sum(c.kind == TAR for c in containers),
         "delivery_members_ignored": sum(sum(counts.values()) for counts in ignored.values()),
         **{
@@ -210,6 +218,39 @@ def scan_archive(
 def delivery_ignored(stats: dict[str, float]) -> dict[str, int]:
     """Members of the delivery tarballs ignored on purpose, per kind (iif, readme, tools, ...)."""
     return {kind: int(stats[f"delivery_ignored_{kind}"]) for kind in IGNORED_KINDS}
+
+
+def _broken(rows: pd.DataFrame, failures: pd.DataFrame, listed: set[str]) -> pd.Series:
+    """Why each row's product is broken (None where it is not): its container is still listed
+    but was refused at read, as a whole or this product of it; the refusal's file and reason."""
+    reasons: dict[tuple[str, str | None], str] = {}
+    for f in failures.itertuples():
+        reason = f.reason if not f.file or str(f.file) in f.reason else f"{f.file}: {f.reason}"
+        reasons[(f.product_path, f.product_name if isinstance(f.product_name, str) else None)] = reason
+    found = [
+        (reasons.get((path, name)) or reasons.get((path, None)) or reasons.get((container_of(path), None)))
+        if container_of(path) in listed
+        else None
+        for path, name in zip(rows["product_path"], rows["product_name"], strict=True)
+    ]
+    return pd.Series(found, index=rows.index, dtype=object)
+
+
+def _mark_status(
+    rows: pd.DataFrame, failures: pd.DataFrame, listed: set[str], otherwise: str
+) -> pd.DataFrame:
+    """``broken`` with its reason where :func:`_broken` finds one, else ``otherwise``."""
+    rows = rows.copy()
+    if rows.empty:
+        return rows
+    why = _broken(rows, failures, listed)
+    broken = why.notna()
+    rows.loc[broken, "status"] = STATUS_BROKEN
+    rows.loc[broken, "status_reason"] = why[broken]
+    rows.loc[~broken, "status_reason"] = None
+    if otherwise == STATUS_PRESENT:
+        rows.loc[~broken, ["status", "missing_since"]] = (STATUS_PRESENT, None)
+    return rows
 
 
 def _refresh_stats(frame: pd.DataFrame, unchanged: dict[str, Container]) -> pd.DataFrame:

@@ -16,12 +16,12 @@ store changes, which repairs whatever went wrong before.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 import pandas as pd
 
-from storage_schemas.catalog import STATUS_MISSING, STATUS_PRESENT
+from storage_schemas.catalog import STATUS_BROKEN, STATUS_MISSING, STATUS_PRESENT
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class Registration:
     """Registrable tiles left for the next tick (over ``limit``)."""
     waiting: int = 0
     """Present tiles without a partition that the store has not allocated yet."""
+    broken: list[str] = field(default_factory=list)
+    """Tiles that have a partition and whose product is in the archive but broken (not run: the
+    catalog says why; their committed patches stay)."""
 
 
 def plan_registration(
@@ -55,10 +58,12 @@ def plan_registration(
     ready = unregistered if allocated is None else [t for t in unregistered if t in allocated]
     new = ready[:limit]
     missing = sorted(t for t in tiles.loc[tiles["status"] == STATUS_MISSING, "tile_id"] if t in known)
+    broken = sorted(t for t in tiles.loc[tiles["status"] == STATUS_BROKEN, "tile_id"] if t in known)
     return Registration(
         new_tiles=new,
         batches=_cut(new, batch_size),
         missing=missing,
+        broken=broken,
         pending=len(ready) - len(new),
         waiting=len(unregistered) - len(ready),
     )

@@ -40,7 +40,7 @@ from assets.geometry.plan_report import histogram_png, markdown_table, plan_summ
 from assets.resources import DASK_POOL, DaskCluster, DataRoot
 from assets.ui_metadata import png_markdown, schema_metadata
 from assets.versions import data_version, parquet_digest, source_version
-from storage_schemas.catalog import STATUS_PRESENT
+from storage_schemas.catalog import IN_ARCHIVE
 from storage_schemas.paths import DataLayout
 from storage_schemas.plan import INTERSECTION_FIELDS, LOCATION_FIELDS, OVERLAP_EDGE_SCHEMA, PATCH_SCHEMA
 
@@ -48,13 +48,15 @@ CODE_VERSION = source_version(Path(__file__).parent)
 """The geometry stage's code: graph, Algorithm 1, placement."""
 
 
-def _present_tiles(layout: DataLayout):
+def _tiles_in_archive(layout: DataLayout):
+    """The catalog tiles the archive still holds: a broken product keeps its place in the plan
+    (its committed patches stay released; only a product that left the archive leaves the plan)."""
     tiles = read_tiles(layout.tiles)
-    return tiles[tiles["status"] == STATUS_PRESENT].reset_index(drop=True)
+    return tiles[tiles["status"].isin(IN_ARCHIVE)].reset_index(drop=True)
 
 
 def _tile_overlap_graph(context: AssetExecutionContext, layout: DataLayout) -> MaterializeResult:
-    tiles = _present_tiles(layout)
+    tiles = _tiles_in_archive(layout)
     started = time.perf_counter()
     graph = build_overlap_graph(tiles)
     seconds = time.perf_counter() - started
@@ -89,7 +91,7 @@ class IntersectionsConfig(Config):
 def _temporal_intersections(
     context: AssetExecutionContext, config: IntersectionsConfig, layout: DataLayout, dask: DaskCluster
 ) -> MaterializeResult:
-    tiles = _present_tiles(layout)
+    tiles = _tiles_in_archive(layout)
     graph = read_overlap_graph(layout.overlap_graph, tiles["tile_id"].to_numpy())
     with dask.map_fn() as map_fn:
         found = search_intersections(tiles, graph, map_fn, beam=config.beam)
@@ -131,7 +133,7 @@ class PlanConfig(Config):
 
 
 def _patch_plan(context: AssetExecutionContext, config: PlanConfig, layout: DataLayout) -> MaterializeResult:
-    tiles = _present_tiles(layout)
+    tiles = _tiles_in_archive(layout)
     previous = None if config.full_rebuild else read_locations(layout.locations)
     started = time.perf_counter()
     plan = build_patch_plan(tiles, read_intersections(layout.intersections), previous)

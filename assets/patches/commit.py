@@ -1,9 +1,16 @@
-"""Per-tile commit records and writer locks in the store's ``commits/`` group.
+"""Per-tile commit records, rewrite markers and writer locks in the store's ``commits/`` group.
 
 The record is the last thing a tile writes: until it exists, whatever the tile's shards hold is
 not data to anyone (the release reads records, never bare arrays). A second writer of the same
 tile is refused by an exclusive ``flock`` on ``<tile_id>.lock``; the kernel drops the lock when its
 holder dies, so a killed run never blocks its own re-run.
+
+Re-writing a committed tile keeps its record in place (releases only grow: a killed or failed
+re-run must not take the tile's released patches away). Before its first shard is replaced the
+writer leaves ``<tile_id>.rewriting``, and removes it after the new record is in place. While the
+marker is there the record may describe pixels that are no longer in the shards, so a reader of
+the record checks each patch's hash against the shard (:func:`assets.patches.release.collect_release`
+does) and the tile counts as needing a run.
 """
 
 from __future__ import annotations
@@ -16,8 +23,11 @@ from pathlib import Path
 
 import xxhash
 
-from assets.atomic_files import remove_durably, replace_atomically
+from assets.atomic_files import remove_durably, replace_atomically, write_bytes
 from storage_schemas.patch_store import COMMITS, CommitRecord
+
+REWRITING = ".rewriting"
+"""Suffix of a tile's rewrite marker."""
 
 
 class TileBusyError(RuntimeError):
@@ -59,10 +69,27 @@ def commit_version(store: Path, tile_id: str) -> str | None:
     return xxhash.xxh3_64_hexdigest(path.read_bytes()) if path.exists() else None
 
 
-def withdraw_commit(store: Path, tile_id: str) -> None:
-    """Un-commit a tile before rewriting its shards, so no reader mixes old record and new pixels
-    (durably: after a power loss the old record never reappears over rewritten shards)."""
-    remove_durably(commit_path(store, tile_id))
+def rewriting_path(store: Path, tile_id: str) -> Path:
+    return store / COMMITS / f"{tile_id}{REWRITING}"
+
+
+def mark_rewriting(store: Path, tile_id: str) -> None:
+    """Say, durably, that the tile's shards are about to be replaced under its current record
+    (no marker for a tile without a record: nothing can mix old record and new pixels then)."""
+    if commit_path(store, tile_id).exists():
+        write_bytes(rewriting_path(store, tile_id), b"")
+
+
+def clear_rewriting(store: Path, tile_id: str) -> None:
+    """The new record is in place: the tile's record and shards agree again."""
+    path = rewriting_path(store, tile_id)
+    if path.exists():
+        remove_durably(path)
+
+
+def rewriting_tiles(store: Path) -> set[str]:
+    """Tiles whose re-write is under way, or was killed or failed before its new record."""
+    return {p.name[: -len(REWRITING)] for p in (store / COMMITS).glob(f"*{REWRITING}")}
 
 
 def read_commits(store: Path) -> dict[str, CommitRecord]:

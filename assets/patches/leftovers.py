@@ -1,7 +1,8 @@
 """Temporary files that killed or failed tile writers left in a patch store, and who may remove them.
 
-A shard is written as ``<shard file>.<pid>.partial`` and renamed into place; a commit record as
-``commits/.<tile_id>.json.<pid>.<random>.tmp`` (:func:`assets.atomic_files.replace_atomically`).
+A shard is written as ``<shard file>.<pid>.partial`` and renamed into place; a commit record or
+rewrite marker as ``commits/.<tile_id>.json.<pid>.<random>.tmp`` (``.rewriting`` for the marker;
+:func:`assets.atomic_files.replace_atomically`).
 A full disk or a ``kill -9`` between write and rename leaves such a file behind. Each tile's run
 removes:
 
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 from assets.atomic_files import writer_alive
+from assets.patches.commit import REWRITING
 from storage_schemas.patch_store import COMMITS, REFLECTANCE, shard_path
 
 PARTIAL = ".partial"
@@ -43,10 +45,11 @@ def remove_leftovers(store: Path, tile_id: str, shards: list[int]) -> list[Path]
     for shard in shards:
         path = shard_path(store, shard)
         removed += _unlink(path.parent.glob(f"{path.name}.*{PARTIAL}"))
-    removed += _unlink((store / COMMITS).glob(f".{tile_id}.json.*.tmp"))
+    for kind in (".json", REWRITING):
+        removed += _unlink((store / COMMITS).glob(f".{tile_id}{kind}.*.tmp"))
     shards_left = (store / REFLECTANCE).rglob(f"*{PARTIAL}")
     removed += _unlink(p for p in shards_left if _abandoned(p, p.name[: -len(PARTIAL)].rsplit(".", 1)[-1]))
-    records_left = (store / COMMITS).glob(".*.json.*.tmp")
+    records_left = (store / COMMITS).glob(".*.tmp")
     removed += _unlink(p for p in records_left if _abandoned(p, p.name[: -len(".tmp")].rsplit(".", 2)[-2]))
     return removed
 

@@ -1,12 +1,13 @@
 """The per-tile step: read a tile once, cut and clean its patches, write its shards, commit.
 
 Order matters for crash safety: (1) take the tile's writer lock, (2) read and check the tile (a
-bad tile fails here and leaves its previous commit, if any, untouched), (3) withdraw the old
-commit record, (4) remove leftovers of a killed earlier attempt of this or any other tile
-(:mod:`assets.patches.leftovers`), (5) write every shard the tile owns in full, each fsynced,
-(6) write the commit record, fsynced (:mod:`assets.atomic_files`). Shard and record contents
-depend only on the tile, the plan and the settings, so any attempt that reaches (6) leaves the
-same bytes.
+bad tile fails here and leaves its previous commit, if any, untouched), (3) mark a committed tile
+as being rewritten (its record stays: :mod:`assets.patches.commit`), (4) remove leftovers of a
+killed earlier attempt of this or any other tile (:mod:`assets.patches.leftovers`), (5) write
+every shard the tile owns in full, each fsynced, (6) replace the commit record, fsynced
+(:mod:`assets.atomic_files`), (7) remove the rewrite marker. Shard and record contents depend
+only on the tile, the plan and the settings, so any attempt that reaches (7) leaves the same
+bytes.
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ from assets.archive.catalog_io import read_tiles
 from assets.archive.quality import RGB_NM, decimate, quicklook_png
 from assets.atomic_files import make_folders, rename_durably
 from assets.environment_faults import environment_fault
-from assets.patches.commit import TileBusyError, commit_path, tile_lock, withdraw_commit, write_commit
+from assets.patches.commit import (
+    TileBusyError,
+    clear_rewriting,
+    commit_path,
+    mark_rewriting,
+    rewriting_path,
+    tile_lock,
+    write_commit,
+)
 from assets.patches.cutting import Window, band_sums, cut
 from assets.patches.leftovers import partial_name, remove_leftovers
-from assets.patches.store import StoreBands, open_store, read_slots, store_bands
 from assets.patches.source_check import recorded_sources
+from assets.patches.store import StoreBands, open_store, read_slots, store_bands
 from assets.patches.tile_pixels import DEFAULT_MAX_IMPOSSIBLE, TILE_INPUTS, TileError, TilePixels, read_tile
 from storage_schemas.band_filter import BandFilter
 from storage_schemas.patch_store import (
@@ -120,9 +129,10 @@ def tile_jobs(
 
 def has_current_commit(job: TileJob) -> CommitRecord | None:
     """The tile's commit record when it already covers exactly the slots the store gives the tile
-    now, from the same product, layout and band filter: what re-running it would write again."""
+    now, from the same product, layout and band filter: what re-running it would write again.
+    None while a rewrite of the tile is marked: its shards may hold something else."""
     path = commit_path(job.store, job.row["tile_id"])
-    if not path.exists():
+    if not path.exists() or rewriting_path(job.store, job.row["tile_id"]).exists():
         return None
     record = CommitRecord.read(path)
     used = sorted(int(s) for s in job.slots.loc[job.slots["location_id"] != "", "slot"])
@@ -187,12 +197,13 @@ def patchify_tile(job: TileJob, tile: Future | None = None) -> TileOutcome:
     with tile_lock(job.store, tile_id):
         pixels = tile.result() if tile is not None else _read(job)
         read_s = time.perf_counter() - started
-        withdraw_commit(job.store, tile_id)
+        mark_rewriting(job.store, tile_id)
         shards = sorted({int(s) // PATCHES_PER_SHARD for s in job.slots["slot"]})
         remove_leftovers(job.store, tile_id, shards)
         record, outcome = _cut_and_write(job, pixels, shards)
         write_s = time.perf_counter() - started - read_s
         write_commit(job.store, record)
+        clear_rewriting(job.store, tile_id)
     outcome.seconds = {"read": round(read_s, 3), "cut_and_write": round(write_s, 3)}
     outcome.quicklook_png = _quicklook(pixels)
     return outcome

@@ -27,6 +27,7 @@ from assets.patches.release_figures import (
     pca_mosaic_png,
     pick_mosaic_slots,
 )
+from assets.patches.release_growth import Drops
 from assets.patches.release_stac import (
     DATASETS,
     build_collection,
@@ -72,7 +73,11 @@ class PublishedRelease:
     figures: dict[str, bytes]
 
 
-def publish_release(layout: DataLayout, content: ReleaseContent) -> PublishedRelease:
+def publish_release(
+    layout: DataLayout, content: ReleaseContent, drops: Drops | None = None
+) -> PublishedRelease:
+    """Write the release folder (unless that version exists) and point ``LATEST`` at it; ``drops``:
+    what it drops of the previous release and why, for its manifest (checked by the caller)."""
     final = layout.releases / content.version
     if (final / MANIFEST).is_file():
         _point_latest(layout, content.version)
@@ -82,7 +87,7 @@ def publish_release(layout: DataLayout, content: ReleaseContent) -> PublishedRel
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / FIGURES).mkdir(parents=True)
     try:
-        figures = _write_release(layout, content, tmp)
+        figures = _write_release(layout, content, tmp, drops)
         rename_folder_durably(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -90,7 +95,9 @@ def publish_release(layout: DataLayout, content: ReleaseContent) -> PublishedRel
     return PublishedRelease(final, content.version, True, figures)
 
 
-def _write_release(layout: DataLayout, content: ReleaseContent, folder: Path) -> dict[str, bytes]:
+def _write_release(
+    layout: DataLayout, content: ReleaseContent, folder: Path, drops: Drops | None
+) -> dict[str, bytes]:
     index = content.index
     write_parquet(
         pa.Table.from_pandas(index, schema=PATCH_INDEX_SCHEMA, preserve_index=False), folder / PATCH_INDEX
@@ -129,6 +136,9 @@ def _write_release(layout: DataLayout, content: ReleaseContent, folder: Path) ->
             "valid_pixels": int(content.statistics["valid_pixels"].iloc[0]) if len(content.statistics) else 0,
         },
         "scale": "reflectance x 10000, nodata -32768",
+        "tiles": content.tiles,
+        "tiles_withheld": content.withheld,
+        "dropped_since_previous": drops.manifest_entry() if drops is not None else None,
         "files": {
             p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
         },

@@ -65,10 +65,12 @@ def test_tile_commit_fsyncs_shards_then_record_files_and_folders(planned, fsynce
         assert written < record_tmp[0]  # shard bytes on disk before the record that points at them
         assert fsynced.index(str(path.parent), written) < record_tmp[0]
 
-    fsynced.clear()  # a re-run withdraws the record durably before it rewrites any shard
+    fsynced.clear()  # a re-run marks the tile as rewriting, durably, before it rewrites any shard
     assert not run_tiles(planned, [tile])[0].error
     first_shard = next(i for i, p in enumerate(fsynced) if p.endswith(".partial"))
-    assert commit_dir in fsynced[:first_shard]
+    marker = next(i for i, p in enumerate(fsynced) if Path(p).name.startswith(f".{tile}.rewriting.{pid}."))
+    assert marker < fsynced.index(commit_dir, marker) < first_shard
+    assert not (planned.store / COMMITS / f"{tile}.rewriting").exists()
 
 
 def test_release_folder_and_latest_fsynced_before_they_count(planned, fsynced):

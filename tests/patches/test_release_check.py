@@ -92,8 +92,12 @@ def test_progress_counts_dropped_patches_as_done_and_new_plan_patches_as_behind(
         "tiles_committed": 2,
         "tiles_in_plan_not_committed": 1,
         "tiles_behind_the_plan": 1,
+        "tiles_rewrite_interrupted": 0,
         "planned_patches": 5,
         "planned_patches_not_written": 2,
     }
     assert progress.not_committed == ["t3"] and progress.behind == {"t1": 1}
     assert progress.tiles_to_run == ["t1", "t3"] and not progress.complete
+    # a committed tile whose re-write was marked and never finished must run again
+    rewriting = plan_progress(plan, commits, rewriting={"t2", "gone"})
+    assert rewriting.interrupted == ["t2"] and rewriting.tiles_to_run == ["t1", "t2", "t3"]
