@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 from dagster import (
     AssetCheckExecutionContext,
@@ -31,6 +32,7 @@ from dagster import (
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 from pydantic import Field
 
+from assets.archive.catalog_io import read_tiles
 from assets.archive.defs import ARCHIVE, TILES_PER_RUN
 from assets.archive.quality import PATCHES_QUICKLOOK_FILE
 from assets.atomic_files import write_bytes
@@ -38,11 +40,12 @@ from assets.chains import CHAINS, Chain
 from assets.environment_faults import EnvironmentFault, writing_under
 from assets.geometry.defs import GEOMETRY
 from assets.geometry.plan_io import read_locations, read_patches
-from assets.patches.commit import commit_path, commit_version
+from assets.patches.commit import commit_path, commit_version, read_commits
 from assets.patches.coverage import read_plan_progress
 from assets.patches.patchify import TILES_PER_TASK, has_current_commit, patchify_tiles, tile_jobs
-from assets.patches.release import NothingCommittedError, collect_release
-from assets.patches.release_publish import FIGURE_FILES, publish_release, release_folder
+from assets.patches.release import NothingCommittedError, ReleaseContent, collect_release
+from assets.patches.release_growth import Drops, ReleaseWouldShrinkError, check_growth, dropped_patches
+from assets.patches.release_publish import FIGURE_FILES, ReleaseNotFoundError, publish_release, release_folder
 from assets.patches.store import StoreBands, allocate, create_store, open_store, read_slots, remove_store
 from assets.patches.tile_pixels import DEFAULT_MAX_IMPOSSIBLE
 from assets.resources import DASK_POOL, DaskCluster, DataRoot
@@ -52,7 +55,7 @@ from assets.versions import data_version, source_version, table_digest
 from storage_schemas.band_filter import BAND_FILTERS
 from storage_schemas.patch_store import PATCHES_PER_SHARD, CommitRecord, StoreLayoutError
 from storage_schemas.paths import DataLayout
-from storage_schemas.release import FIGURES, MANIFEST, PATCH_INDEX_SCHEMA
+from storage_schemas.release import FIGURES, MANIFEST, PATCH_INDEX, PATCH_INDEX_SCHEMA
 from storage_schemas.sensors import sensor_named
 
 DEFAULT_MAX_MASKED = 0.1
@@ -230,11 +233,32 @@ def _committed_earlier(layout: DataLayout, record: CommitRecord) -> TileResult:
     )
 
 
-def _release(context: AssetExecutionContext, layout: DataLayout) -> MaterializeResult:
+class ReleaseConfig(Config):
+    exclude_broken_products: bool = Field(
+        False,
+        description="Leave out the committed patches of products the catalog calls broken (present in the "
+        "archive but truncated, unreadable or changed under the same name). By default they stay: their "
+        "patches were cut from good bytes before the damage.",
+    )
+    allow_fewer_patches: bool = Field(
+        False,
+        description="Publish even when the new release drops patches of tiles still in the archive for no "
+        "reason of the data (an interrupted or failed tile run). By default the step fails and LATEST stays.",
+    )
+
+
+def _release(context: AssetExecutionContext, config: ReleaseConfig, layout: DataLayout) -> MaterializeResult:
     started = time.perf_counter()
+    catalog = read_tiles(layout.tiles)
+    plan_patches = read_patches(layout.patches)
     try:
         content = collect_release(
-            layout.store, read_locations(layout.locations), read_patches(layout.patches), layout.sensor
+            layout.store,
+            read_locations(layout.locations),
+            plan_patches,
+            layout.sensor,
+            catalog=catalog,
+            exclude_broken=config.exclude_broken_products,
         )
     except (FileNotFoundError, StoreLayoutError, NothingCommittedError) as exc:
         raise Failure(description=str(exc)) from None
@@ -242,11 +266,21 @@ def _release(context: AssetExecutionContext, layout: DataLayout) -> MaterializeR
         raise Failure(
             description=f"no committed patches in {layout.store}: run the tile_patches partitions first"
         )
+    drops = _drops_since_latest(layout, content, catalog, plan_patches)
     try:
+        if drops is not None:
+            check_growth(drops, config.allow_fewer_patches)
         with writing_under(layout.releases, "the release"):
-            published = publish_release(layout, content)
-    except EnvironmentFault as exc:
+            published = publish_release(layout, content, drops)
+    except (EnvironmentFault, ReleaseWouldShrinkError) as exc:
         raise Failure(description=str(exc)) from None
+    for tile, why in content.withheld.items():
+        context.log.warning(f"tile {tile} is not in this release: {why}")
+    if drops is not None and len(drops.patches):
+        context.log.warning(
+            f"{len(drops.patches)} patches of release {drops.previous} are not in this one: "
+            + "; ".join(f"{n} because {why}" for why, n in drops.manifest_entry()["by_reason"].items())
+        )
     counts = content.counts
     if counts["tiles_in_plan_not_committed"]:
         context.log.warning(
@@ -269,11 +303,23 @@ def _release(context: AssetExecutionContext, layout: DataLayout) -> MaterializeR
             "dagster/row_count": counts["patches"],
             **counts,
             "multitemporal_share": round(multi / max(len(content.locations), 1), 4),
+            "patches_dropped_since_previous": len(drops.patches) if drops is not None else 0,
+            "broken_products": MetadataValue.json(content.tiles["broken"]),
             "seconds": round(time.perf_counter() - started, 2),
             "path": MetadataValue.path(str(published.folder)),
             **figure_metadata(figures, inline="coverage_map", alt="Figure 3: coverage"),
         },
     )
+
+
+def _drops_since_latest(layout: DataLayout, content: ReleaseContent, catalog, plan_patches) -> Drops | None:
+    """What ``content`` drops of the release ``LATEST`` names (None before the first release)."""
+    try:
+        folder = release_folder(layout, "latest")
+    except ReleaseNotFoundError:
+        return None
+    previous = pd.read_parquet(folder / PATCH_INDEX, columns=["location_id", "tile_id"])
+    return dropped_patches(folder.name, previous, content, catalog, plan_patches, read_commits(layout.store))
 
 
 def _release_covers_the_plan(context: AssetCheckExecutionContext, layout: DataLayout) -> AssetCheckResult:
@@ -365,8 +411,10 @@ def patch_assets(chain: Chain, patch_plan: AssetsDefinition) -> PatchAssets:
         "Collection with stac-geoparquet items, and the paper's figures. The version is a hash"
         " of the content.",
     )
-    def release(context: AssetExecutionContext, data_root: DataRoot) -> MaterializeResult:
-        return _release(context, data_root.layout(chain.sensor))
+    def release(
+        context: AssetExecutionContext, config: ReleaseConfig, data_root: DataRoot
+    ) -> MaterializeResult:
+        return _release(context, config, data_root.layout(chain.sensor))
 
     @asset_check(
         asset=release,
