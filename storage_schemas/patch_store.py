@@ -203,3 +203,14 @@ class CommitRecord:
     def written(self) -> list[int]:
         """Indexes (into the lists above) of the patches this tile wrote."""
         return [i for i, o in enumerate(self.outcomes) if o == OUTCOME_WRITTEN]
+
+
+def recorded_sources(store: Path, tile_id: str, product_name: str) -> dict[str, str]:
+    """Member -> digest that the tile's commit record holds for the product ``product_name``;
+    empty when there is nothing to compare with (no store or record, a record of another product,
+    a record written before sources were kept)."""
+    path = store / COMMITS / f"{tile_id}.json"
+    if not path.exists():
+        return {}
+    record = CommitRecord.read(path)
+    return dict(record.sources) if record.product_name == product_name else {}

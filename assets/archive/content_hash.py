@@ -62,15 +62,16 @@ def digest_bytes(data: bytes | memoryview) -> str:
 def content_changes(
     archive_root: Path, product_path: str, recorded: Mapping[str, str]
 ) -> list[ContentChange]:
-    """The files of ``recorded`` (member -> digest) whose content now differs, in member order.
-    A file that can no longer be read raises OSError (the product is then unreadable, not
-    changed)."""
+    """The files of ``recorded`` (member -> digest) whose content now differs (or that are gone),
+    in member order. Any other OSError passes through (the product is then unreadable)."""
     changes = []
     for member, digest in sorted(recorded.items()):
         try:
             found = member_digest(archive_root, product_path, member)
         except zipfile.BadZipFile as exc:  # zipfile checks the member's CRC-32 as it reads
             found = f"unreadable ({exc})"
+        except (FileNotFoundError, KeyError):  # a folder's file, or a ZIP's member, is gone
+            found = "no such file"
         if found != digest:
             changes.append(ContentChange(gdal_path_of(archive_root, product_path, member), digest, found))
     return changes

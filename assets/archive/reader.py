@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import zipfile
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import rasterio
 from rasterio.errors import RasterioError
 
+from assets.archive.content_hash import ContentChange, content_changes
 from assets.archive.deliveries import DeliveryError, StagedDelivery, current_staging, stage_delivery
 from assets.archive.footprint import FootprintError, footprint_from_corners
 from assets.archive.metadata_readers import METADATA_READERS
@@ -83,31 +85,41 @@ def file_kind(member: str, sensor: Sensor = ENMAP) -> str | None:
 
 
 def read_container(
-    root: Path, container: Container, previous_checksum: str | None = None, sensor: Sensor = ENMAP
+    root: Path,
+    container: Container,
+    previous_checksum: str | None = None,
+    sensor: Sensor = ENMAP,
+    recorded: Sequence[RecordedSources] = (),
 ) -> ContainerResult:
     """Read every product of ``sensor`` in a container; never raises for a bad product or a bad
-    container."""
+    container. ``recorded``: the file digests the tile step recorded for products of this
+    container; their files are hashed whole and a product whose bytes changed is refused as
+    damaged (:mod:`assets.archive.content_hash`), however equal the cheap checksum is."""
     result = ContainerResult(container)
+    damage: dict[tuple[str, str], list[ContentChange]] = {}
     try:
         with rasterio.Env(**GDAL_OPTIONS):
             if container.kind == FOLDER:
                 folder = root / container.path
                 result.checksum = folder_checksum(folder, sensor)
-                if result.checksum == previous_checksum:
+                damage = _damage(root, recorded)
+                if result.checksum == previous_checksum and not damage:
                     result.unchanged = True
                     return result
                 _read_products(FolderFiles(folder), container.path, result, folder.name, sensor)
             elif container.kind == TAR:
-                _read_delivery(root, container, previous_checksum, result, sensor)
+                damage = _read_delivery(root, container, previous_checksum, result, sensor, recorded)
                 if result.unchanged:
                     return result
             else:
                 with zipfile.ZipFile(root / container.path) as archive:
                     result.checksum = zip_checksum(archive)
-                    if result.checksum == previous_checksum:
+                    damage = _damage(root, recorded)
+                    if result.checksum == previous_checksum and not damage:
                         result.unchanged = True
                         return result
                     _read_zip(archive, str(root / container.path), container.path, result, sensor)
+            _refuse_damaged(result, damage)
     except (
         OSError,
         zipfile.BadZipFile,
@@ -120,9 +132,43 @@ def read_container(
         result.records.clear()
         result.refusals = [Refusal(container.path, fault, file=container.path)]
     fingerprint = Fingerprint(container.size, container.mtime_ns, result.checksum)
-    result.refusals = [_with_fingerprint(q, fingerprint) for q in result.refusals]
+    # the cheap checksum cannot see the damage: a damaged product's refusal keeps a checksum no
+    # container has, so that its next change of size or mtime (a restore) is read again in full
+    damaged = replace(fingerprint, checksum=DAMAGED_CHECKSUM)
+    result.refusals = [
+        _with_fingerprint(q, damaged if (q.product_path, q.product_name) in damage else fingerprint)
+        for q in result.refusals
+    ]
     result.records = [_record_fingerprint(r, fingerprint) for r in result.records]
     return result
+
+
+DAMAGED_CHECKSUM = "content-changed"
+"""The fingerprint checksum of a product refused for content that changed under its name."""
+RecordedSources = tuple[str, str, dict[str, str]]
+"""(product_path, product_name, member -> digest) of a product the tile step has hashed."""
+
+
+def _damage(root: Path, recorded: Sequence[RecordedSources]) -> dict[tuple[str, str], list[ContentChange]]:
+    """(product_path, product_name) -> the files whose content changed, for damaged products."""
+    found = {}
+    for product_path, name, sources in recorded:
+        if changes := content_changes(root, product_path, sources):
+            found[(product_path, name)] = changes
+    return found
+
+
+def _refuse_damaged(result: ContainerResult, damage: dict[tuple[str, str], list[ContentChange]]) -> None:
+    """Damaged products are refused (quarantined, so broken in the catalog) whatever else their
+    read found: the message names the first changed file and both digests."""
+    if not damage:
+        return
+    result.records = [r for r in result.records if (r.product_path, r.product_name) not in damage]
+    result.refusals = [q for q in result.refusals if (q.product_path, q.product_name) not in damage]
+    for (product_path, name), changes in sorted(damage.items()):
+        more = f" (and {len(changes) - 1} more of its files)" if len(changes) > 1 else ""
+        reason = changes[0].describe() + more
+        result.refusals.append(Refusal(product_path, reason, file=changes[0].file, product_name=name))
 
 
 def _with_fingerprint(q: Refusal, fp: Fingerprint) -> Refusal:
@@ -152,14 +198,21 @@ def staged_delivery(root: Path, container: Container, sensor: Sensor = ENMAP) ->
 
 
 def _read_delivery(
-    root: Path, container: Container, previous_checksum: str | None, result: ContainerResult, sensor: Sensor
-) -> None:
+    root: Path,
+    container: Container,
+    previous_checksum: str | None,
+    result: ContainerResult,
+    sensor: Sensor,
+    recorded: Sequence[RecordedSources],
+) -> dict[tuple[str, str], list[ContentChange]]:
+    """Read the products of a delivery tarball from its staged copy; returns the damaged ones."""
     staged = staged_delivery(root, container, sensor)
     result.checksum = staged.checksum
     result.ignored = staged.ignored
-    if staged.checksum == previous_checksum:
+    damage = _damage(root, recorded)
+    if staged.checksum == previous_checksum and not damage:
         result.unchanged = True
-        return
+        return damage
     for member, reason in staged.refusals:
         result.refusals.append(Refusal(nested_path(container.path, member), reason, file=member))
     for member in staged.products:
@@ -169,6 +222,7 @@ def _read_delivery(
             result.refusals.append(
                 Refusal(product_path, f"ZIP in the delivery holds no {sensor.mission} product files", member)
             )
+    return damage
 
 
 def _read_zip(

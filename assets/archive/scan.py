@@ -35,11 +35,12 @@ from assets.archive.catalog_io import (
     write_tiles,
 )
 from assets.archive.deliveries import IGNORED_KINDS, current_staging, remove_stale_staging
-from assets.archive.reader import ContainerResult, read_container
+from assets.archive.reader import ContainerResult, RecordedSources, read_container
 from assets.archive.record import Refusal
 from assets.archive.sources import TAR, Container, find_containers, staged_folder
 from assets.environment_faults import writing_under
 from storage_schemas.catalog import (
+    IN_ARCHIVE,
     STAGE_POLICY,
     STAGE_READ,
     STATUS_BROKEN,
@@ -47,6 +48,7 @@ from storage_schemas.catalog import (
     STATUS_PRESENT,
     ZIP_SEPARATOR,
 )
+from storage_schemas.patch_store import recorded_sources
 from storage_schemas.paths import DataLayout, sensor_paths, staging_root
 from storage_schemas.sensors import ENMAP, Sensor, sensor_named
 
@@ -79,10 +81,12 @@ def container_of(product_path: str) -> str:
 
 
 def read_batch(
-    root: Path, batch: Sequence[tuple[Container, str | None]], sensor: Sensor = ENMAP
+    root: Path,
+    batch: Sequence[tuple[Container, str | None, Sequence[RecordedSources]]],
+    sensor: Sensor = ENMAP,
 ) -> list[ContainerResult]:
     """Read a batch of containers (the unit of parallel work)."""
-    return [read_container(root, container, checksum, sensor) for container, checksum in batch]
+    return [read_container(root, c, checksum, sensor, recorded) for c, checksum, recorded in batch]
 
 
 def scan_archive(
@@ -131,12 +135,13 @@ def scan_archive(
                 ignored[c.path] = staged.ignored
         else:
             to_read.append((c, None if full or fp is None else fp[2]))
+    to_read = _with_recorded_sources(to_read, prev_products, layout.store)
     # a tarball is unpacked as it is read (seconds per GB): one per task, so that workers share them
     small = [item for item in to_read if item[0].kind != TAR]
     batches = [[item] for item in to_read if item[0].kind == TAR]
     batches += [small[i : i + BATCH] for i in range(0, len(small), BATCH)]
     results = [r for batch in map_fn(partial(read_batch, root, sensor=sensor), batches) for r in batch]
-    position = {c.path: i for i, (c, _) in enumerate(to_read)}
+    position = {c.path: i for i, (c, _, _) in enumerate(to_read)}
     results.sort(key=lambda r: position[r.container.path])  # in listing order, however batched
     read_done = time.perf_counter()
 
@@ -175,6 +180,7 @@ def scan_archive(
     stats = {
         "containers": len(containers),
         "containers_read": len(to_read),
+        "products_hashed": sum(len(recorded) for _, _, recorded in to_read),
         "containers_unchanged": len(keep) + len(unchanged),
         "products_found": int((products["status"] == STATUS_PRESENT).sum()) + len(failures),
         "accepted": int((tiles["status"] == STATUS_PRESENT).sum()),
@@ -213,6 +219,22 @@ def scan_archive(
             f"all {len(quarantine)} are quarantined, see {layout.quarantine}"
         )
     return result
+
+
+def _with_recorded_sources(
+    to_read: list[tuple[Container, str | None]], previous: pd.DataFrame, store: Path
+) -> list[tuple[Container, str | None, list[RecordedSources]]]:
+    """Each container to read again, with the file digests the tile step recorded for the products
+    it held (a container that changed size or mtime is hashed whole against them)."""
+    if not previous.empty:
+        previous = previous[previous["status"].isin(IN_ARCHIVE)]
+    by_container: dict[str, list[RecordedSources]] = {}
+    for path, name, tile in zip(
+        previous["product_path"], previous["product_name"], previous["tile_id"], strict=True
+    ):
+        if sources := recorded_sources(store, tile, name):
+            by_container.setdefault(container_of(path), []).append((path, name, sources))
+    return [(c, checksum, by_container.get(c.path, [])) for c, checksum in to_read]
 
 
 def delivery_ignored(stats: dict[str, float]) -> dict[str, int]:

@@ -36,7 +36,6 @@ from assets.patches.commit import (
 )
 from assets.patches.cutting import Window, band_sums, cut
 from assets.patches.leftovers import partial_name, remove_leftovers
-from assets.patches.source_check import recorded_sources
 from assets.patches.store import StoreBands, open_store, read_slots, store_bands
 from assets.patches.tile_pixels import DEFAULT_MAX_IMPOSSIBLE, TILE_INPUTS, TileError, TilePixels, read_tile
 from storage_schemas.band_filter import BandFilter
@@ -47,6 +46,7 @@ from storage_schemas.patch_store import (
     PATCHES_PER_SHARD,
     CommitRecord,
     patch_hash,
+    recorded_sources,
     shard_path,
 )
 from storage_schemas.paths import DataLayout
@@ -183,7 +183,7 @@ def _read(job: TileJob) -> TilePixels:
     """The tile's pixels, refused (TileError) when a file's bytes differ from those the tile's
     last commit of the same product was cut from: before anything of the tile is written."""
     bands = job.bands if job.bands is not None else store_bands(open_store(job.store))
-    recorded = recorded_sources(job.store, job.row)
+    recorded = recorded_sources(job.store, job.row["tile_id"], job.row["product_name"])
     return read_tile(job.archive, job.row, bands, job.band_filter, job.sensor, job.max_impossible, recorded)
 
 

@@ -12,7 +12,7 @@ never a crash of the run.
 
 Every file read is hashed on the way (:mod:`assets.archive.content_hash`), so the commit record
 can say which bytes its patches came from, and a re-run can refuse bytes that changed under the
-same product name (``recorded``, from :mod:`assets.patches.source_check`).
+same product name (``recorded``, from :func:`storage_schemas.patch_store.recorded_sources`).
 """
 
 from __future__ import annotations
