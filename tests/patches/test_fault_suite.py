@@ -98,7 +98,7 @@ def released(planned_template: Path, tmp_path_factory) -> Released:
 @pytest.fixture
 def copy(released: Released, tmp_path: Path) -> DataLayout:
     """A fresh copy of the reference data root (store and releases), to damage."""
-    return DataLayout.at(copy_data_root(released.root, tmp_path / "data"))
+    return DataLayout.at(copy_data_root(released.root, tmp_path / "copy"))
 
 
 def _writer(layout: DataLayout, tiles: list[str], function: str, when: str, n: int, action: str):
@@ -276,22 +276,35 @@ def test_the_manifest_of_a_release_after_corruption_lists_the_broken_product(cop
 # -- 4. truncation --------------------------------------------------------------------------------
 
 
-def test_a_truncated_image_makes_the_product_broken_not_missing(copy, released):
-    tile = _tiles_by_kind(copy)["folder"]
-    path = _file(copy, tile, "image")
+@pytest.mark.parametrize("committed", [True, False], ids=["after-its-commit", "before-its-first-run"])
+def test_a_truncated_image_makes_the_product_broken_not_missing(request, released, committed):
+    layout = request.getfixturevalue("copy" if committed else "planned")
+    tile = _tiles_by_kind(layout)["folder"]
+    path = _file(layout, tile, "image")
     data = path.read_bytes()
     replace_bytes(path, data[: len(data) // 2])
+    before = tree_digest(layout.store)
 
-    scan_archive(copy)
-    row = _tile_row(copy, tile)
-    assert row["status"] == STATUS_BROKEN and str(path) in row["status_reason"]
-    registration = plan_registration(read_tiles(copy.tiles), released.tiles, batch_size=4, limit=100)
+    scan_archive(layout)
+    row = _tile_row(layout, tile)
+    assert row["status"] == STATUS_BROKEN
+    # with a commit, the recorded digest no longer matches; without one, the file's own structure
+    assert (str(path) if committed else f"{path.name}: truncated GeoTIFF") in row["status_reason"]
+    registration = plan_registration(read_tiles(layout.tiles), released.tiles, batch_size=4, limit=100)
     assert tile in registration.broken and tile not in registration.missing
     assert tile not in registration.new_tiles
+    (outcome,) = run_tiles(layout, [tile])  # a run asked for by hand fails naming the file
+    assert outcome.error.startswith(f"{path}: ") and outcome.written == 0
+    after = tree_digest(layout.store)
+    after.pop(f"commits/{tile}.lock", None)  # the writer lock, as any run leaves it
+    before.pop(f"commits/{tile}.lock", None)
+    assert after == before
 
     replace_bytes(path, data)
-    scan_archive(copy)
-    assert _tile_row(copy, tile)["status"] == STATUS_PRESENT
+    scan_archive(layout)
+    assert _tile_row(layout, tile)["status"] == STATUS_PRESENT
+    if committed:
+        _rerun_gives_the_reference(layout, released, [tile])
 
 
 # -- 5. a full disk -------------------------------------------------------------------------------
