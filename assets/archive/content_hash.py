@@ -78,5 +78,9 @@ def content_changes(
 
 
 def _feed(digest, stream) -> None:
-    while block := stream.read(BLOCK_BYTES):
-        digest.update(block)
+    """Hash a stream through one reused buffer (``readinto``: no new 8 MiB bytes per block, which
+    cost more than the hash itself)."""
+    buffer = bytearray(BLOCK_BYTES)
+    view = memoryview(buffer)
+    while n := stream.readinto(buffer):
+        digest.update(view[:n])
