@@ -77,6 +77,9 @@ TIME_ATTRS = {"units": "microseconds since 1970-01-01T00:00:00", "calendar": "pr
 
 COMMITS = "commits"
 """Sub-group holding ``<tile_id>.json`` commit records and ``<tile_id>.lock`` writer locks."""
+REWRITING = ".rewriting"
+"""Suffix of a tile's rewrite marker in ``commits/``: the tile's shards are being replaced under
+its record (``assets.patches.commit``)."""
 
 CODEC = {
     "name": "blosc",

@@ -25,6 +25,7 @@ from storage_schemas.patch_store import (
     LAYOUT_ATTR,
     PATCH_COORDS,
     REFLECTANCE,
+    REWRITING,
     CommitRecord,
     StoreLayoutError,
     check_layout,
@@ -105,8 +106,11 @@ def validate_store(path: Path, deep: bool = False) -> StoreReport:
     leftovers = [p.name for p in (Path(path) / REFLECTANCE).rglob("*.partial")]
     if leftovers:
         report.summary["leftover_partial_files"] = len(leftovers)
+    rewriting = sorted(p.name.removesuffix(REWRITING) for p in (Path(path) / COMMITS).glob(f"*{REWRITING}"))
+    if rewriting:  # not a fault of the store: a re-write is running, or was killed before its commit
+        report.summary["tiles_rewrite_unfinished"] = ", ".join(rewriting)
     if deep:
-        _rehash(reflectance, records, problems)
+        _rehash(reflectance, [r for r in records if r.tile_id not in rewriting], problems)
     return report
 
 

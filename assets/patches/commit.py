@@ -24,10 +24,7 @@ from pathlib import Path
 import xxhash
 
 from assets.atomic_files import remove_durably, replace_atomically, write_bytes
-from storage_schemas.patch_store import COMMITS, CommitRecord
-
-REWRITING = ".rewriting"
-"""Suffix of a tile's rewrite marker."""
+from storage_schemas.patch_store import COMMITS, REWRITING, CommitRecord
 
 
 class TileBusyError(RuntimeError):

@@ -24,8 +24,7 @@ import time
 from pathlib import Path
 
 from assets.atomic_files import writer_alive
-from assets.patches.commit import REWRITING
-from storage_schemas.patch_store import COMMITS, REFLECTANCE, shard_path
+from storage_schemas.patch_store import COMMITS, REFLECTANCE, REWRITING, shard_path
 
 PARTIAL = ".partial"
 """Suffix of a shard being written (the same as Zarr-Python's)."""
