@@ -113,7 +113,6 @@ def collect_release(
     behind = sorted(slot_coverage(slots, {r.tile_id: r for r in usable}).behind)
     counts["tiles_with_unwritten_new_slots"] = len(behind)
     locations = _locations(plan_locations, index)
-    version = content_version(index, band_filter, statistics["wavelength_nm"].to_numpy())
     kept = index.groupby("tile_id").size()
     tiles = {
         "broken": [
@@ -123,6 +122,8 @@ def collect_release(
         ],
         "left_archive": sorted(t for t, (state, _, _) in status.items() if state == STATUS_MISSING),
     }
+    broken = [(b["tile_id"], b["product_name"]) for b in tiles["broken"]]
+    version = content_version(index, band_filter, statistics["wavelength_nm"].to_numpy(), broken)
     counts["tiles_broken"] = len(tiles["broken"])
     counts["patches_of_broken_products"] = sum(b["patches"] for b in tiles["broken"])
     return ReleaseContent(
@@ -226,15 +227,21 @@ def _locations(plan_locations: gpd.GeoDataFrame, index: pd.DataFrame) -> gpd.Geo
     return kept[columns].sort_values("location_id").reset_index(drop=True)
 
 
-def content_version(index: pd.DataFrame, band_filter: dict, wavelengths: np.ndarray) -> str:
-    """Hash of the release content: layout, band filter and axis, and every patch (slot, location,
-    tile, time, pixel hash). Independent of when, where and by how many workers it was built."""
+def content_version(
+    index: pd.DataFrame, band_filter: dict, wavelengths: np.ndarray, broken: list[tuple[str, str]] = ()
+) -> str:
+    """Hash of the release content: layout, band filter and axis, every patch (slot, location,
+    tile, time, pixel hash) and the (tile, product) pairs of the broken products it keeps: a
+    product that breaks gives a new release whose manifest says so, though its pixels are the
+    same. Independent of when, where and by how many workers it was built."""
     digest = hashlib.blake2b(digest_size=VERSION_CHARS // 2)
     header = {
         "layout": LAYOUT_VERSION,
         "band_filter": band_filter,
         "wavelengths": np.round(wavelengths, 3).tolist(),
     }
+    if broken:  # absent, not empty, without broken products: earlier versions keep their hash
+        header["broken_products"] = sorted(map(list, broken))
     digest.update(json.dumps(header, sort_keys=True).encode())
     micros = index["time"].dt.as_unit("us").astype("int64") if len(index) else pd.Series(dtype="int64")
     for row in zip(

@@ -129,7 +129,8 @@ def test_a_release_keeps_broken_products_unless_told_and_says_why_it_drops(commi
     scan_archive(committed)
 
     kept = _release(committed)
-    assert kept.version == before.version  # the damaged bytes never reach a release
+    pd.testing.assert_frame_equal(kept.index, before.index)  # the damaged bytes never reach a release
+    assert kept.version != before.version  # a release that says the product is broken
     (broken,) = kept.tiles["broken"]
     assert broken["tile_id"] == tile and broken["patches"] == int((before.index["tile_id"] == tile).sum())
     assert "content changed under the same product name" in broken["reason"]
