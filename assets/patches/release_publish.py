@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from assets.atomic_files import rename_folder_durably, replace_atomically, write_geoparquet, write_parquet
+from assets.atomic_files import (
+    rename_folder_durably,
+    replace_atomically,
+    write_geoparquet,
+    write_parquet,
+    writer_alive,
+)
 from assets.geometry.plan_report import histogram_png
 from assets.patches.release import ReleaseContent
 from assets.patches.release_figures import (
@@ -83,6 +89,7 @@ def publish_release(
         _point_latest(layout, content.version)
         figures = {k: (final / FIGURES / f).read_bytes() for k, f in FIGURE_FILES.items()}
         return PublishedRelease(final, content.version, False, figures)
+    _remove_abandoned_folders(layout.releases)
     tmp = layout.releases / f".{content.version}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / FIGURES).mkdir(parents=True)
@@ -93,6 +100,15 @@ def publish_release(
         shutil.rmtree(tmp, ignore_errors=True)
     _point_latest(layout, content.version)
     return PublishedRelease(final, content.version, True, figures)
+
+
+def _remove_abandoned_folders(releases: Path) -> None:
+    """Half-built release folders (``.<version>.tmp-<pid>``) of publishers that were killed: their
+    pid is gone. A live publisher's folder is never touched."""
+    for folder in releases.glob(".*.tmp-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if folder.is_dir() and pid.isdigit() and not writer_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _write_release(

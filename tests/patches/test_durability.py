@@ -153,6 +153,7 @@ def test_any_tile_run_removes_dead_writers_leftovers_of_other_tiles(planned):
             gone = [
                 other_shard.with_name(f"{other_shard.name}.{dead}.partial"),
                 commits / f".{other}.json.{dead}.abcd1234.tmp",
+                commits / f".{other}.rewriting.{dead}.abcd1234.tmp",
             ]
             stale = commits / f".{other}.json.{live.pid}.old12345.tmp"
             kept = [
@@ -170,3 +171,19 @@ def test_any_tile_run_removes_dead_writers_leftovers_of_other_tiles(planned):
         finally:
             live.kill()
     assert not commit_path(planned.store, other).exists()
+
+
+def test_a_release_removes_the_half_built_folders_of_killed_publishers(planned):
+    assert not any(o.error for o in run_tiles(planned, planned_tiles(planned)[:2]))
+    content = collect_release(planned.store, read_locations(planned.locations), read_patches(planned.patches))
+    planned.releases.mkdir(parents=True, exist_ok=True)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
+        try:
+            killed = planned.releases / f".0123456789abcdef.tmp-{_dead_pid()}"
+            running = planned.releases / f".fedcba9876543210.tmp-{live.pid}"
+            for folder in (killed, running):
+                (folder / "figures").mkdir(parents=True)
+            publish_release(planned, content)
+            assert not killed.exists() and running.is_dir()
+        finally:
+            live.kill()
