@@ -1,24 +1,29 @@
-"""Spec. ResNet-50: the spectral adapter in place of the ResNet stem, then bottleneck stages [3, 4, 6, 3].
+"""Spec. ResNet-50 as published: the spectral adapter, a wide first block with stride 2, then ResNet-50.
 
-Source: SpectralEarth section 4.2 and supplement 8.1: "(a) We replace the stem layers with the
-spectral adapter without downscaling; (b) The first bottleneck block is adjusted to take an input
-feature map of 128 channels, as opposed to the ResNet-50's 64-channel input at this stage."
-Bottleneck design (1x1 reduce, 3x3, 1x1 expand x4, stride on the 3x3, projection shortcut when the
-shape changes, BN after each conv) as in He et al. 2016 / torchvision's "ResNet v1.5".
+Source: the published backbone code (``../shared/RECIPE.md``, "Backbones"): the adapter (128
+channels at full resolution) replaces the stem; ``resnet.layer1[0]`` is a *wide* block -- conv1 1x1
+128 -> 256, conv2 3x3 256 -> 256 with **stride 2**, conv3 1x1 256 -> 256, each with BN, and a
+projection shortcut Conv1x1(128 -> 256, stride 2) + BN; then ResNet-50's ``layer1[1:]`` and
+``layer2..4`` (torchvision-style "v1.5" bottlenecks: 1x1 reduce, 3x3 with the stride, 1x1 expand x4,
+BN after each conv), and global average pooling. Stages for a 128 px patch: 64^2 x 256, 32^2 x 512,
+16^2 x 1024, 8^2 x 2048, i.e. **output stride 16**.
 
-Output stride (input pixels per feature-map pixel):
+Segmentation (``dilated=True``, published ``replace_stride_with_dilation=[True] * 4``): every stride
+is removed and every block of stage i is dilated 1, 2, 4, 8, so all four stages run at 128^2
+(memory-heavy, as published). A 3-tuple ``dilated=(l2, l3, l4)`` dilates only those stages
+torchvision-style (the dilation doubles for each stride removed) and keeps layer1's stride 2:
+``(True, True, True)`` gives output stride 2 (64^2), ``(False, True, True)`` 4.
 
-- classification (``dilated=False``): the stem's 4x downsampling is gone, so only layer2, layer3
-  and layer4 stride by 2: output stride 8, a 16 x 16 x 2048 map for a 128 px patch.
-- segmentation (``dilated=True``): SpectralEarth 5.2 "We remove all strides from convolutions,
-  replace them with atrous convolutions": the strides of layer2-4 become dilations 2, 4, 8 (the
-  DeepLab recipe, as torchvision's ``replace_stride_with_dilation``): output stride 1, a
-  128 x 128 x 2048 map. This is memory-heavy; ``dilated=(False, True, True)`` keeps layer2's stride
-  for output stride 2 (64 x 64), ``(False, False, True)`` gives 4.
+Weights live under ``self.resnet.layer{1..4}`` and the adapter under ``self.spectral_adapter``, so
+``state_dict()`` has exactly the released backbone keys (``spectral_adapter.*``, ``resnet.layer*.*``;
+the released ``resnet.fc.*`` classifier is not part of the encoder).
 
-Parameter count: torchvision ResNet-50 without its fc is 23,508,032; minus the stem (7x7 conv + BN,
-9,536), plus 4,096 + 16,384 for the 128-channel first bottleneck (its 1x1 reduce and its projection
-shortcut), plus the adapter (56,192): 23,575,168.
+Parameter count: torchvision ResNet-50 without fc 23,508,032, minus the stem (9,536), minus the
+usual layer1[0] (75,008), plus the wide block (722,944), plus the adapter (56,192): 24,202,624.
+
+Earlier variant kept as ``spec_resnet50_os8`` (``wide_first_block=False``): a usual bottleneck
+128 -> 64 -> 256 with stride 1 as the first block (23,575,168 parameters), output stride 8 and about
+twice the compute; it is what this package trained before the published code was read.
 """
 
 from __future__ import annotations
@@ -30,13 +35,22 @@ from training.models.adapter import SpectralAdapter
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> 3x3 (stride, dilation) -> 1x1 (x4 expansion), each with BN; identity or projection add."""
+    """1x1 -> 3x3 (stride, dilation) -> 1x1, each with BN; identity or projection (``downsample``) add.
 
-    expansion = 4
+    ``out_channels`` defaults to ``4 * width`` (the usual expansion); the published wide first block
+    has ``width = out_channels = 256``.
+    """
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, dilation: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        dilation: int = 1,
+        out_channels: int | None = None,
+    ) -> None:
         super().__init__()
-        out_channels = width * self.expansion
+        out_channels = 4 * width if out_channels is None else out_channels
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(
@@ -61,6 +75,43 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
+class ResNetStages(nn.Module):
+    """The four bottleneck stages, named ``layer1..4`` as in the published ``resnet`` submodule."""
+
+    def __init__(self, stages: list[nn.Sequential]) -> None:
+        super().__init__()
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def _stage_plan(
+    dilated: bool | tuple[bool, ...], first_stride: int
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(stride, dilation) of the blocks of each stage.
+
+    ``True`` is the published segmentation plan: strides 1, dilations 1, 2, 4, 8. A 3-tuple dilates
+    layer2..4 torchvision-style; a 4-tuple also removes layer1's stride (its dilation stays 1).
+    """
+    if dilated is True:
+        return (1, 1), (1, 2), (1, 4), (1, 8)
+    flags = (False,) * 4 if dilated is False else tuple(dilated)
+    if len(flags) == 3:
+        flags = (False, *flags)
+    if len(flags) != 4:
+        raise ValueError(f"dilated must be a bool or a tuple of 3 or 4 bools, got {dilated!r}")
+    plan = [(1, 1) if flags[0] else (first_stride, 1)]
+    dilation = 1
+    for flag in flags[1:]:
+        if flag:
+            dilation *= 2
+            plan.append((1, dilation))
+        else:
+            plan.append((2, dilation))
+    return tuple(plan)  # type: ignore[return-value]
+
+
 class SpecResNet(nn.Module):
     """Spectral adapter (any band count -> 128 channels, no downsampling) + bottleneck stages.
 
@@ -69,13 +120,14 @@ class SpecResNet(nn.Module):
         layers: blocks per stage, ``(3, 4, 6, 3)`` for ResNet-50.
         widths: bottleneck widths per stage (outputs are 4x these); ``(64, 128, 256, 512)`` as usual,
             smaller for tiny test models.
-        dilated: ``True`` replaces the strides of layer2, layer3 and layer4 by dilation (output
-            stride 1, as SpectralEarth's segmentation models); a tuple of three booleans chooses per
-            stage like torchvision's ``replace_stride_with_dilation``.
+        dilated: ``True`` for the published segmentation variant (see the module docstring).
+        wide_first_block: the published wide, stride-2 ``layer1[0]`` (default); ``False`` gives the
+            earlier output-stride-8 variant (a usual bottleneck with stride 1).
         adapter: use the spectral adapter (default); without it a 3x3 conv maps ``bands`` to 128
             channels at full resolution (a stand-in for the paper's "w/o adapter" ablation).
 
-    ``forward_features`` returns the layer4 map (B, 4 * widths[-1], H / s, W / s), s = ``output_stride``.
+    ``forward(x)`` is the pooled embedding (B, 4 * widths[-1]); ``forward_features`` the layer4 map
+    (B, 4 * widths[-1], H / s, W / s), s = ``output_stride``; ``stage_features`` all four maps.
     """
 
     def __init__(
@@ -83,43 +135,61 @@ class SpecResNet(nn.Module):
         bands: int = 202,
         layers: tuple[int, ...] = (3, 4, 6, 3),
         widths: tuple[int, ...] = (64, 128, 256, 512),
-        dilated: bool | tuple[bool, bool, bool] = False,
+        dilated: bool | tuple[bool, ...] = False,
+        wide_first_block: bool = True,
         adapter: bool = True,
     ) -> None:
         super().__init__()
         if len(layers) != 4 or len(widths) != 4:
             raise ValueError("SpecResNet needs four stages")
-        dilate = (dilated, dilated, dilated) if isinstance(dilated, bool) else tuple(dilated)
         self.bands = bands
-        if adapter:
-            self.adapter: SpectralAdapter | None = SpectralAdapter()
-            self.stem: nn.Module = nn.Identity()
-            in_channels = self.adapter.out_channels
-        else:
-            self.adapter = None
-            in_channels = 128
+        self.spectral_adapter: SpectralAdapter | None = SpectralAdapter() if adapter else None
+        self.stem: nn.Module = nn.Identity()
+        in_channels = 128
+        if not adapter:
             self.stem = nn.Sequential(
                 nn.Conv2d(bands, in_channels, 3, padding=1, bias=False),
                 nn.BatchNorm2d(in_channels),
                 nn.ReLU(inplace=True),
             )
-        stride_total, dilation = 1, 1
+        plan = _stage_plan(dilated, first_stride=2 if wide_first_block else 1)
         stages = []
-        for i, (n_blocks, width) in enumerate(zip(layers, widths, strict=True)):
-            stride = 1 if i == 0 else 2
-            first_dilation = dilation
-            if i > 0 and dilate[i - 1]:
-                dilation *= stride
-                stride = 1
-            blocks = [Bottleneck(in_channels, width, stride=stride, dilation=first_dilation)]
-            in_channels = width * Bottleneck.expansion
-            blocks += [Bottleneck(in_channels, width, dilation=dilation) for _ in range(n_blocks - 1)]
-            stages.append(nn.Sequential(*blocks))
-            stride_total *= stride
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        for i, (n_blocks, width, (stride, dilation)) in enumerate(zip(layers, widths, plan, strict=True)):
+            out_channels = 4 * width
+            if i == 0 and wide_first_block:
+                first = Bottleneck(in_channels, out_channels, stride, dilation, out_channels=out_channels)
+            else:
+                first = Bottleneck(in_channels, width, stride, dilation)
+            rest = [Bottleneck(out_channels, width, dilation=dilation) for _ in range(n_blocks - 1)]
+            stages.append(nn.Sequential(first, *rest))
+            in_channels = out_channels
+        self.resnet = ResNetStages(stages)
         self.out_channels = in_channels
-        self.output_stride = stride_total
+        self.output_stride = 1
+        for stride, _ in plan:
+            self.output_stride *= stride
         self._init_weights()
+
+    @property
+    def adapter(self) -> SpectralAdapter | None:
+        """The spectral adapter (the protocols fine-tune it); ``None`` without one."""
+        return self.spectral_adapter
+
+    @property
+    def layer1(self) -> nn.Sequential:
+        return self.resnet.layer1
+
+    @property
+    def layer2(self) -> nn.Sequential:
+        return self.resnet.layer2
+
+    @property
+    def layer3(self) -> nn.Sequential:
+        return self.resnet.layer3
+
+    @property
+    def layer4(self) -> nn.Sequential:
+        return self.resnet.layer4
 
     def _init_weights(self) -> None:
         """Kaiming-normal convs (fan-out), unit BN, and zero last BN per block (torchvision option)."""
@@ -133,22 +203,27 @@ class SpecResNet(nn.Module):
             if isinstance(m, Bottleneck):
                 nn.init.zeros_(m.bn3.weight)
 
+    def stage_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The outputs of layer1..4, (B, 4 * widths[i], H / s_i, W / s_i) each."""
+        x = self.spectral_adapter(images) if self.spectral_adapter is not None else self.stem(images)
+        maps = []
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+            maps.append(x)
+        return maps
+
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, bands, H, W) -> (B, out_channels, H / output_stride, W / output_stride)."""
-        x = self.adapter(images) if self.adapter is not None else self.stem(images)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)
+        x = self.spectral_adapter(images) if self.spectral_adapter is not None else self.stem(images)
+        return self.resnet(x)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(images)
+        """(B, bands, H, W) -> (B, out_channels): the globally average-pooled layer4 map."""
+        return self.forward_features(images).mean(dim=(-2, -1))
 
 
-def spec_resnet50(
-    bands: int = 202, dilated: bool | tuple[bool, bool, bool] = False, **kw: object
-) -> SpecResNet:
-    """Spec. ResNet-50 (stages [3, 4, 6, 3]); ``dilated=True`` for the segmentation variant.
+def spec_resnet50(bands: int = 202, dilated: bool | tuple[bool, ...] = False, **kw: object) -> SpecResNet:
+    """Spec. ResNet-50 (stages [3, 4, 6, 3]) as published; ``dilated=True`` for segmentation.
 
     ``kw`` goes to :class:`SpecResNet` and may override ``layers``/``widths`` for tiny test models.
     """
