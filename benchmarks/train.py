@@ -35,7 +35,7 @@ from training.checkpoints import seed_epoch
 from training.data import PretrainDataset, pretrain_loader, pretrain_sampler, release_store
 from training.distributed import place
 from training.models.registry import build_encoder
-from training.recipes import after_step, recipe
+from training.recipes import after_step, before_step, recipe
 
 SPECTRALGPT_FOR = {"spectral_mae": "spectralgpt_s"}
 """SpectralGPT's MAE needs its own 3D-token encoder; the other methods take the named model."""
@@ -60,7 +60,8 @@ def model_rate(model: str, method: str, stats, batch: int, px: int, steps: int, 
     r = recipe(method)
     bands = len(stats.mean)
     encoder = build_encoder(SPECTRALGPT_FOR.get(method, model), bands)
-    trained = r.build(encoder).to(device)
+    trained = r.build(encoder, bands).to(device)
+    views = r.views(px, {})
     optimizer = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=1e-4)
     generator = seed_epoch(0, 0)
 
@@ -75,11 +76,12 @@ def model_rate(model: str, method: str, stats, batch: int, px: int, steps: int, 
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        loss = r.loss(trained, item, generator, px, device)
+        loss = r.loss(trained, views, item, generator, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        before_step(trained, r, epoch=1)  # past DINO's first epoch: every parameter steps
         optimizer.step()
-        after_step(trained, r)
+        after_step(trained, r, step, steps + 1)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if step:
