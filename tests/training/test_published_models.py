@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.models.heads import FCNHead, UpsamplingHead
-from training.models.registry import SegmentationModel, build_encoder, build_head, count_parameters
+from training.models.registry import (
+    ClassificationModel,
+    SegmentationModel,
+    build_encoder,
+    build_head,
+    count_parameters,
+)
 
 BANDS = 202
 PX = 128
@@ -284,3 +290,20 @@ def test_segmentation_models_give_full_resolution_logits() -> None:
         vit = SegmentationModel.build("spec_vit_s", BANDS, 15)
         resnet = SegmentationModel.build("spec_resnet50_dilated", BANDS, 15)
         assert vit(x).shape == resnet(x).shape == (1, 15, PX, PX)
+
+
+def test_adapter_alias_adds_no_keys_and_classification_uses_the_pooled_embedding() -> None:
+    """``encoder.adapter`` is the published ``spectral_adapter``; the linear head reads ``encoder(x)``."""
+    torch.manual_seed(0)
+    model = ClassificationModel.build(
+        "spec_vit", 7, 19, embed_dim=32, depth=1, num_heads=4, img_size=16
+    ).eval()
+    assert model.encoder.adapter is model.encoder.spectral_adapter
+    assert not any(k.startswith("encoder.adapter.") for k in model.state_dict())
+    x = torch.randn(2, 7, 16, 16)
+    with torch.no_grad():
+        expected = model.head.fc(model.encoder(x))  # the class token, not the mean of the patch tokens
+        assert torch.allclose(model(x), expected)
+        assert not torch.allclose(
+            model(x), model.head.fc(model.encoder.forward_features(x).mean(dim=(-2, -1)))
+        )
