@@ -3,7 +3,8 @@
 ``simulate`` writes an archive (or only its catalog) for demos, tests and benchmarks; ``scan``
 builds the catalog without Dagster (the same code the ``tile_catalog`` asset runs); ``summary``
 prints what a catalog holds; ``validate`` checks a patch store; ``export`` writes a release in the
-published SpectralEarth file layout.
+published SpectralEarth file layout; ``import-checkpoint`` converts published SpectralEarth weights
+into an ``encoder.pt`` (``training.import_checkpoint``).
 """
 
 from __future__ import annotations
@@ -153,6 +154,12 @@ def _export_labels(layout: DataLayout, args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_checkpoint(args: argparse.Namespace) -> int:
+    from training.import_checkpoint import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spectralforge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +236,36 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="folder to write the published layout into")
     export.add_argument("--workers", type=int, default=2)
     export.set_defaults(run=_export)
+
+    imported = sub.add_parser(
+        "import-checkpoint",
+        help="convert published SpectralEarth weights (backbone .pth, MoCo/DINO/MAE .ckpt) into an "
+        "encoder.pt; a bad file exits 2 and writes nothing",
+    )
+    imported.add_argument("src", help="the published file: a backbone .pth or a Lightning .ckpt")
+    imported.add_argument("--model", required=True, help="our encoder name, e.g. spec_resnet50, spec_vit_s")
+    imported.add_argument("--out", required=True, help="the encoder.pt to write")
+    imported.add_argument(
+        "--layout",
+        choices=["auto", "plain", "moco", "dino", "mae"],
+        default="auto",
+        help="auto: from the keys",
+    )
+    imported.add_argument(
+        "--branch",
+        default=None,
+        help="moco: query (default, backbone.*) or key (backbone_momentum.*); dino: teacher (default, DINO "
+        "exports the teacher) or student",
+    )
+    imported.add_argument("--bands", type=int, default=202, help="input bands (published: 202)")
+    imported.add_argument("--sensor", default="enmap", help="its pretraining sensor (published: enmap)")
+    imported.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load a file that pickles Python objects besides tensors (runs code from it: trusted files "
+        "only); without it the file is read with torch.load(weights_only=True)",
+    )
+    imported.set_defaults(run=_import_checkpoint)
     return parser
 
 

@@ -4,6 +4,7 @@ Entry points: :func:`training.models.registry.build_encoder` and
 :func:`training.models.registry.build_head`.
 """
 
+from training.models.loading import load_encoder
 from training.models.registry import (
     ClassificationModel,
     RegressionModel,
@@ -22,4 +23,5 @@ __all__ = [
     "build_head",
     "count_parameters",
     "encoder_names",
+    "load_encoder",
 ]
