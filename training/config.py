@@ -48,15 +48,34 @@ class PretrainConfig:
 
 @dataclass
 class BenchmarkConfig:
+    """The downstream benchmark (``training.benchmark``); the defaults are the published recipe
+    (``training.downstream``, RECIPE.md "Downstream protocols")."""
+
     data_root: str = "data"
     encoder: str = "data/runs/pretrain/encoder.pt"
     """The pretrained encoder checkpoint (``none``: random initialisation, the paper's baseline)."""
     datasets: list[str] = field(default_factory=lambda: ["enmap_corine", "enmap_cdl", "enmap_nlcd"])
     protocols: list[str] = field(default_factory=lambda: ["frozen", "adapter", "full"])
+    """``frozen``, ``adapter``, ``full``, or ``first_<n>`` (the first n layers train)."""
+    unfreeze_first: list[int] = field(default_factory=list)
+    """Progressive unfreezing (paper Fig. 9): one ``first_<n>`` protocol per entry."""
+    random_init: list[str] = field(default_factory=list)
+    """Random-initialisation baselines: model names (``spec_resnet50``, ``spec_vit_s`` ...) or
+    ``encoder`` (the benchmarked encoder's architecture); one row per protocol each."""
     epochs: int = 100
-    batch_size: int = 32
+    batch_size: int | None = None
+    """The GLOBAL batch, split over DDP processes; None: the published one per dataset (CORINE 128,
+    NLCD 64, CDL 32, DESIS-CDL 32)."""
     lr: float = 1e-3
-    weight_decay: float = 0.01
+    """AdamW, cosine annealing to 0 over ``epochs``."""
+    weight_decay: float | None = None
+    """None: the published one per dataset (1e-5 CORINE, 1e-4 segmentation)."""
+    frozen_bn: str = "train"
+    """BatchNorm of the frozen parts: ``train`` (published: statistics re-adapt) or ``eval``."""
+    normalisation: str = "release"
+    """Per-band statistics the inputs are normalised with: ``release`` (the label dataset's release)
+    or ``published`` (the published SpectralEarth statistics, for imported encoders); recorded in
+    every result row."""
     workers: int = 4
     seed: int = 0
     out_dir: str = "data/runs/benchmark"
@@ -66,6 +85,7 @@ class BenchmarkConfig:
     """A label dataset built from another release than the encoder's: ``refuse`` or ``warn``."""
     device: str = "auto"
     amp: bool = True
+    """Mixed precision on GPU (bfloat16 autocast, or float16 with loss scaling); off on CPU."""
 
 
 def load_config(path: str | Path, cls: type, overrides: dict[str, Any] | None = None):

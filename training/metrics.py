@@ -1,7 +1,13 @@
-"""Benchmark metrics from accumulated counts: micro F1 (EnMAP-CORINE) and mIoU (segmentation).
+"""Benchmark metrics from accumulated counts: micro F1 (EnMAP-CORINE), micro Jaccard and macro mIoU
+(segmentation).
 
-SpectralEarth section 5.4 reports the multi-label F1 score for EnMAP-CORINE and the mean
-Intersection over Union for EnMAP-CDL, EnMAP-NLCD and DESIS-CDL. Both are ratios of counts, so we
+SpectralEarth section 5.4 reports the multi-label F1 score for EnMAP-CORINE and "mIoU" for
+EnMAP-CDL, EnMAP-NLCD and DESIS-CDL. The published code computes that "mIoU" as torchmetrics'
+*micro* Jaccard index with the background as ignore index: sum TP / sum (TP + FP + FN) over the
+non-background classes, i.e. a pixel-weighted score dominated by the frequent classes
+(``micro_jaccard``). The per-class mean (``mean_iou``, macro mIoU) weighs a rare class like a
+frequent one and is usually lower; the benchmark reports both, the micro one under the tables'
+name. All are ratios of counts, so we
 keep integer counts (int64) per batch and sum them: over batches with ``update``, and over DDP ranks
 with ``all_reduce`` (a sum of counts, exact, unlike averaging per-rank scores). The scores are
 computed once at the end from the totals.
@@ -16,7 +22,10 @@ Conventions (documented because published numbers depend on them):
   not counted at all, whatever the prediction; IoU_c = TP / (TP + FP + FN). A class with no pixel in
   either the prediction or the target (over everything accumulated) has IoU NaN and is left out of
   the mean, so a class absent from a test split neither counts as 0 nor as 1. A class present in the
-  target but never predicted (or the reverse) counts as 0.
+  target but never predicted (or the reverse) counts as 0;
+- micro Jaccard: the ignored class's own column (background predicted on a labelled pixel) is an
+  FN of the true class only, not an FP of the background (torchmetrics drops the ignored class's
+  union from the denominator); NaN when no labelled pixel was seen or predicted.
 """
 
 from __future__ import annotations
@@ -29,8 +38,10 @@ __all__ = [
     "MultiLabelCounts",
     "confusion_matrix",
     "iou_per_class",
+    "macro_miou",
     "mean_iou",
     "micro_f1",
+    "micro_jaccard",
     "multilabel_counts",
 ]
 
@@ -103,6 +114,29 @@ def mean_iou(conf: Tensor) -> float:
     return float(iou[valid].mean()) if bool(valid.any()) else float("nan")
 
 
+def micro_jaccard(conf: Tensor, ignore_index: int | None = None) -> float:
+    """Micro Jaccard (the published tables' "mIoU"): sum TP / sum (TP + FP + FN) over the classes
+    other than ``ignore_index``, from a confusion matrix whose ignored target pixels are already
+    dropped (``confusion_matrix``); NaN when the denominator is 0."""
+    c = conf.to(torch.float64)
+    tp = c.diag()
+    union = c.sum(0) + c.sum(1) - tp
+    keep = torch.ones_like(tp, dtype=torch.bool)
+    if ignore_index is not None and 0 <= ignore_index < len(tp):
+        keep[ignore_index] = False
+    denom = float(union[keep].sum())
+    return float(tp[keep].sum()) / denom if denom else float("nan")
+
+
+def macro_miou(conf: Tensor, ignore_index: int | None = None) -> float:
+    """Mean IoU over the defined classes other than ``ignore_index`` (see module docstring)."""
+    iou = iou_per_class(conf)
+    if ignore_index is not None and 0 <= ignore_index < len(iou):
+        iou[ignore_index] = float("nan")
+    valid = ~torch.isnan(iou)
+    return float(iou[valid].mean()) if bool(valid.any()) else float("nan")
+
+
 class MultiLabelCounts:
     """Accumulates multi-label ``[TP, FP, FN]`` per class over batches (and ranks); micro F1 at the end."""
 
@@ -144,6 +178,14 @@ class ConfusionMatrix:
 
     def compute(self) -> float:
         return mean_iou(self.matrix)
+
+    def micro_jaccard(self) -> float:
+        """The published tables' "mIoU" (micro, background ignored)."""
+        return micro_jaccard(self.matrix, self.ignore_index)
+
+    def macro_miou(self) -> float:
+        """The per-class mean IoU, background left out."""
+        return macro_miou(self.matrix, self.ignore_index)
 
     def reset(self) -> None:
         self.matrix.zero_()

@@ -117,10 +117,23 @@ class BenchmarkRunConfig(Config):
 
     datasets: list[str] = Field(default_factory=lambda: list(_BENCHMARK.datasets))
     protocols: list[str] = Field(default_factory=lambda: list(_BENCHMARK.protocols))
+    unfreeze_first: list[int] = Field(
+        default_factory=lambda: list(_BENCHMARK.unfreeze_first), description="a first_<n> protocol per n"
+    )
+    random_init: list[str] = Field(
+        default_factory=lambda: list(_BENCHMARK.random_init),
+        description="random-init baselines: model names or 'encoder'",
+    )
     epochs: int = _BENCHMARK.epochs
-    batch_size: int = _BENCHMARK.batch_size
+    batch_size: int | None = Field(
+        default=_BENCHMARK.batch_size, description="global batch; null: the published one per dataset"
+    )
     lr: float = _BENCHMARK.lr
-    weight_decay: float = _BENCHMARK.weight_decay
+    weight_decay: float | None = Field(
+        default=_BENCHMARK.weight_decay, description="null: the published one per dataset"
+    )
+    frozen_bn: str = Field(default=_BENCHMARK.frozen_bn, description="frozen parts' BatchNorm: train or eval")
+    normalisation: str = Field(default=_BENCHMARK.normalisation, description="release or published")
     workers: int = _BENCHMARK.workers
     seed: int = _BENCHMARK.seed
     limit: int | None = _BENCHMARK.limit

@@ -16,7 +16,7 @@ from storage_schemas.label_products import LABEL_PRODUCTS
 from storage_schemas.release import resolve_release
 from tests.labels.rasters import albers_around, cluster, covering_grid, release_index, stripes, write_raster
 from training import checkpoints
-from training.benchmark import RESULTS, ReleaseMismatchError, run_benchmark, write_results
+from training.benchmark import COLUMNS, RESULTS, ReleaseMismatchError, run_benchmark, write_results
 from training.config import BenchmarkConfig, PretrainConfig
 from training.pretrain import pretrain
 from training.reporting import Reporter
@@ -64,17 +64,29 @@ def _cfg(layout, encoder, tmp_path, **kw) -> BenchmarkConfig:
 
 def test_results_have_the_tables_shape_and_versions(labelled, tmp_path):
     layout, encoder = labelled
-    rows = run_benchmark(_cfg(layout, encoder, tmp_path), Reporter())
-    assert [(r["dataset"], r["protocol"]) for r in rows] == [
-        ("enmap_corine", "frozen"), ("enmap_corine", "adapter"),
-        ("enmap_nlcd", "frozen"), ("enmap_nlcd", "adapter"),
-    ]  # fmt: skip
+    rows = run_benchmark(_cfg(layout, encoder, tmp_path, random_init=["encoder"]), Reporter())
+    pretrained, baseline = "spec_vit (pretrained)", "random init (spec_vit)"
+    assert [(r["dataset"], r["protocol"], r["encoder"]) for r in rows] == [
+        (d, p, e)
+        for d in ("enmap_corine", "enmap_nlcd")
+        for e in (pretrained, baseline)
+        for p in ("frozen", "adapter")
+    ]
     sha = checkpoints.sha256(encoder)
     for row in rows:
-        assert row["metric"] == ("micro_f1" if row["dataset"] == "enmap_corine" else "miou")
+        segmentation = row["dataset"] != "enmap_corine"
+        assert row["metric"] == ("micro_jaccard" if segmentation else "micro_f1")
         assert math.isnan(row["value"]) or 0.0 <= row["value"] <= 1.0
-        assert row["encoder_sha256"] == sha and len(row["dataset_version"]) == 16
-        assert row["dataset_release"] == row["encoder_release"]
+        assert math.isnan(row["macro_miou"]) or (segmentation and 0.0 <= row["macro_miou"] <= 1.0)
+        assert row["encoder_sha256"] == (sha if row["encoder"] == pretrained else "")
+        assert len(row["dataset_version"]) == 16 and row["model"] == "spec_vit"
+        assert (row["frozen_bn"], row["normalisation"], row["selected_epoch"]) == ("train", "release", 1)
+        assert (row["batch_size"], row["weight_decay"]) == (
+            2,
+            1e-5 if row["dataset"] == "enmap_corine" else 1e-4,
+        )
+        assert "no validation split" in row["note"], "the fixture has none: the last epoch is tested"
+    assert rows[0]["dataset_release"] == rows[0]["encoder_release"]
     frozen = next(r for r in rows if r["protocol"] == "frozen")
     adapter = next(r for r in rows if r["protocol"] == "adapter" and r["dataset"] == frozen["dataset"])
     assert adapter["trainable_params"] - frozen["trainable_params"] == 56_192, (
@@ -82,10 +94,24 @@ def test_results_have_the_tables_shape_and_versions(labelled, tmp_path):
     )
     results, table = write_results(rows, tmp_path / "bench")
     with open(results) as f:
-        assert len(list(csv.DictReader(f))) == 4
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == COLUMNS
+        written = list(reader)
+    assert len(written) == 8 and {r["encoder_sha256"] for r in written} == {sha, ""}
     text = table.read_text()
-    assert "enmap_corine (F1)" in text and "enmap_nlcd (mIoU)" in text and "| frozen (" in text
+    assert "| enmap_corine: micro F1 |" in text
+    assert "enmap_nlcd: micro Jaccard (tables' mIoU) / macro mIoU" in text
+    assert f"| frozen | {pretrained} (" in text and f"| adapter | {baseline} (" in text
+    assert "(ep. 1)" in text
     assert (tmp_path / "bench" / RESULTS).is_file()
+
+
+def test_bad_protocols_and_frozen_bn_are_refused_before_training(released, tmp_path):
+    layout, encoder = released, tmp_path / "never_read.pt"
+    with pytest.raises(ValueError, match="unknown protocol 'linear'"):
+        run_benchmark(dataclasses.replace(_cfg(layout, encoder, tmp_path), protocols=["linear"]), Reporter())
+    with pytest.raises(ValueError, match="frozen_bn"):
+        run_benchmark(_cfg(layout, encoder, tmp_path, frozen_bn="frozen"), Reporter())
 
 
 def test_a_dataset_of_another_release_is_refused_or_warned(labelled, tmp_path):

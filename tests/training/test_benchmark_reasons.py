@@ -22,9 +22,10 @@ def _footnotes(table: str) -> dict[str, str]:
     return dict(re.findall(r"^\((\d+)\) (.+?)\s*$", table, flags=re.MULTILINE))
 
 
-def _row(dataset, protocol, value, note="", metric="miou", params=10):
-    return {"dataset": dataset, "protocol": protocol, "metric": metric, "value": value,
-            "trainable_params": params, "note": note}  # fmt: skip
+def _row(dataset, protocol, value, note="", metric="micro_jaccard", params=10):
+    return {"dataset": dataset, "protocol": protocol, "encoder": "enc", "metric": metric,
+            "value": value, "macro_miou": value / 2, "selected_epoch": 3, "trainable_params": params,
+            "note": note}  # fmt: skip
 
 
 def test_each_n_a_cell_points_to_its_reason():
@@ -43,7 +44,8 @@ def test_each_n_a_cell_points_to_its_reason():
     assert notes[cells[0]] == "no test split in enmap_cdl (5 samples, all in train)"
     assert cells[0] == cells[2] and len(set(cells)) == 3, "one reason, one footnote"
     assert "enmap_nlcd was not run with adapter" in notes.values()
-    assert "| frozen (10) | 50.0 |" in table
+    assert "| frozen | enc (10) | 50.0 (ep. 3) |" in table
+    assert "| 10.0 / 5.0 (ep. 3) |" in table, "micro Jaccard / macro mIoU"
 
 
 def test_unbuilt_datasets_and_empty_splits_are_named_in_the_table(labelled, tmp_path):  # noqa: F811

@@ -1,4 +1,4 @@
-"""Micro F1 and mIoU against hand-computed confusion counts."""
+"""Micro F1, mIoU and the published micro Jaccard against hand-computed confusion counts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from training.metrics import (
     MultiLabelCounts,
     confusion_matrix,
     iou_per_class,
+    macro_miou,
     mean_iou,
     micro_f1,
+    micro_jaccard,
     multilabel_counts,
 )
 
@@ -83,3 +85,39 @@ def test_logits_are_argmaxed_and_batches_sum():
 def test_out_of_range_labels_are_an_error():
     with pytest.raises(ValueError):
         confusion_matrix(torch.tensor([0, 1]), torch.tensor([0, 7]), num_classes=3)
+
+
+def test_micro_jaccard_and_macro_miou_differ_by_hand():
+    """Classes 0 (background, ignored), 1 and 2. Class 1: 8 pixels right, 1 predicted as background;
+    class 2: 1 right, 1 predicted as 1; background pixels predicted anything are not counted.
+    IoU_1 = 8 / (8 + 1 FP + 1 FN) = 0.8, IoU_2 = 1 / (1 + 1 FN) = 0.5: macro 0.65; micro
+    (8 + 1) / (10 + 2) = 0.75 (the background predicted on a class-1 pixel is an FN of class 1 only)."""
+    target = torch.tensor([1] * 9 + [2, 2] + [0, 0, 0])
+    pred = torch.tensor([1] * 8 + [0] + [2, 1] + [2, 1, 0])
+    matrix = ConfusionMatrix(3, ignore_index=0)
+    matrix.update(pred.view(1, 2, 7), target.view(1, 2, 7))
+    assert matrix.micro_jaccard() == pytest.approx(0.75)
+    assert matrix.macro_miou() == pytest.approx(0.65)
+    assert micro_jaccard(matrix.matrix, ignore_index=0) == pytest.approx(9 / 12)
+    # Without an ignore index the background is a class of its own: TP 1 / 8 / 1, unions 4 / 11 / 3.
+    whole = confusion_matrix(pred, target, 3)
+    assert micro_jaccard(whole) == pytest.approx(10 / 18)
+    assert macro_miou(whole, None) == pytest.approx((1 / 4 + 8 / 11 + 1 / 3) / 3)
+
+
+def test_micro_jaccard_is_nan_without_labelled_pixels():
+    matrix = ConfusionMatrix(3, ignore_index=0)
+    matrix.update(torch.tensor([[1, 2]]), torch.tensor([[0, 0]]))
+    assert math.isnan(matrix.micro_jaccard()) and math.isnan(matrix.macro_miou())
+
+
+def test_micro_f1_at_probability_one_half_is_strict():
+    """p = 0.5 is not a positive (p > 0.5), 0.51 is: TP 1 (0.51), FP 1 (0.9), FN 1 (0.5)."""
+    probs = torch.tensor([[0.5, 0.51, 0.9, 0.2]])
+    target = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    counts = MultiLabelCounts(4, from_logits=False)
+    counts.update(probs, target)
+    assert counts.compute() == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
+    logits = MultiLabelCounts(4)
+    logits.update(torch.logit(probs), target)
+    assert logits.compute() == pytest.approx(0.5)
