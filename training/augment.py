@@ -1,11 +1,17 @@
 """Batched, seeded spatial augmentations for hyperspectral patches of shape (B, bands, H, W).
 
-SpectralEarth (section 5.1) pretrains MoCo-v2 and DINO with "the augmentations from SimCLR without
-color-jittering and gray-scale ... to avoid distorting spectral information". What remains of the
-SimCLR / MoCo-v2 pipeline is random resized crop, horizontal flip and Gaussian blur; we add vertical
-flips and 90-degree rotations because nadir satellite imagery has no preferred orientation (the
-paper's downstream recipe, appendix 8.2, also flips vertically). Nothing here touches one band
-differently from another:
+SpectralEarth pretrains MoCo-v2 and DINO with "the augmentations from SimCLR without color-jittering
+and gray-scale ... to avoid distorting spectral information" (section 5.1). The published code
+(``../shared/RECIPE.md``, "Pretraining") runs, per method:
+
+- MoCo-v2: RandomResizedCrop scale (0.08, 1), Gaussian blur 13 px, sigma 0.1-2, p 0.5, horizontal
+  and vertical flips (``MOCO_*``; the defaults of :class:`Augment`);
+- DINO: two global views only, RandomResizedCrop scale (0.05, 1), blur p 0.5, flips (``DINO_*``;
+  :class:`MultiCrop` with ``n_local=0``; DINO's own multi-crop stays available through its fields);
+- MAE: RandomResizedCrop scale (0.4, 1) and flips (``MAE_SCALE``, no blur).
+
+No rotations in the published recipes (``rotate=True`` adds 90-degree turns, our earlier variant).
+Nothing here touches one band differently from another:
 
 - crops resize with ``"bilinear"`` (default) or ``"nearest"`` interpolation. Nearest returns values
   that all occur in the input; bilinear returns, per pixel, one convex combination of neighbouring
@@ -15,11 +21,7 @@ differently from another:
 - flips and rotations are exact permutations of pixels.
 
 Every random draw comes from an optional ``torch.Generator`` (CPU, or on the data's device), so a
-seeded generator reproduces the same views. The numbers for crops and blur are MoCo-v2's
-(``RandomResizedCrop(scale=(0.2, 1.0))``, blur with p=0.5 and sigma in [0.1, 2.0], kernel about 10%
-of the image side as in SimCLR) and DINO's multi-crop (global crops scale (0.4, 1.0) at 224 px, local
-crops scale (0.05, 0.4) at 96 px, 8 local crops); the paper gives no other values, so local crops are
-scaled from 96/224 of the image side to 56 px for 128 px patches (a multiple of the 4 px ViT patch).
+seeded generator reproduces the same views.
 """
 
 from __future__ import annotations
@@ -42,16 +44,21 @@ __all__ = [
     "two_views",
 ]
 
-# MoCo-v2 / SimCLR defaults (see module docstring).
-MOCO_SCALE: tuple[float, float] = (0.2, 1.0)
+# The published MoCo-v2 view (see module docstring).
+MOCO_SCALE: tuple[float, float] = (0.08, 1.0)
 CROP_RATIO: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
 BLUR_SIGMA: tuple[float, float] = (0.1, 2.0)
-# DINO multi-crop defaults, scaled to 128 px SpectralEarth patches.
-DINO_GLOBAL_SCALE: tuple[float, float] = (0.4, 1.0)
+BLUR_KERNEL = 13
+BLUR_P = 0.5
+# The published DINO views: two global crops, no local crops. The local-crop numbers are DINO's own
+# (scale (0.05, 0.4) at 96/224 of the side: 56 px for 128 px patches), used only with n_local > 0.
+DINO_GLOBAL_SCALE: tuple[float, float] = (0.05, 1.0)
 DINO_LOCAL_SCALE: tuple[float, float] = (0.05, 0.4)
 DINO_GLOBAL_SIZE = 128
 DINO_LOCAL_SIZE = 56
-DINO_N_LOCAL = 8
+DINO_N_LOCAL = 0
+# The published MAE view: crop and flips only.
+MAE_SCALE: tuple[float, float] = (0.4, 1.0)
 
 
 def _rand(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -201,10 +208,12 @@ def gaussian_blur(
     """Blur each sample with probability ``p``, sigma uniform in ``sigma`` (pixels), reflect padding.
 
     One separable, normalised kernel per sample, shared by all its bands: spectra are mixed only
-    with their spatial neighbours' spectra, with weights summing to one.
+    with their spatial neighbours' spectra, with weights summing to one. A kernel wider than the
+    image (13 px on a smoke run's 8 px crop) is narrowed to the widest odd size reflect padding allows.
     """
     batch, bands, height, width = x.shape
     k = kernel_size or blur_kernel_size(min(height, width))
+    k = min(k, 2 * ((min(height, width) - 1) // 2) + 1)
     u = _rand(2 * batch, generator, x.device)
     apply = u[:batch] < p
     if p <= 0 or not bool(apply.any()):
@@ -228,19 +237,21 @@ def gaussian_blur(
 class Augment:
     """One augmentation pipeline: crop -> blur -> flips -> rotations, all batched.
 
-    Defaults are the MoCo-v2 view for 128 px patches (see module docstring); the downstream recipe
-    of appendix 8.2 is ``Augment(blur_p=0.0, rotate=False)`` with the task's crop size.
+    Defaults are the published MoCo-v2 view for 128 px patches (see module docstring); a crop-and-flip
+    view is ``Augment(scale=..., blur_p=0.0)``. ``blur_kernel`` None: about 10% of the side (SimCLR's
+    rule, 13 px at 128 px).
     """
 
     size: int = 128
     scale: tuple[float, float] = MOCO_SCALE
     ratio: tuple[float, float] = CROP_RATIO
     interpolation: str = "bilinear"
-    blur_p: float = 0.5
+    blur_p: float = BLUR_P
     blur_sigma: tuple[float, float] = BLUR_SIGMA
+    blur_kernel: int | None = BLUR_KERNEL
     p_horizontal: float = 0.5
     p_vertical: float = 0.5
-    rotate: bool = True
+    rotate: bool = False
 
     def __call__(
         self, x: Tensor, generator: torch.Generator | None = None, mask: Tensor | None = None
@@ -252,7 +263,7 @@ class Augment:
         )
         if mask is not None:
             out, mask = out
-        out = gaussian_blur(out, self.blur_p, self.blur_sigma, generator=generator)
+        out = gaussian_blur(out, self.blur_p, self.blur_sigma, self.blur_kernel, generator=generator)
         out = random_flip(out, self.p_horizontal, self.p_vertical, generator, mask=mask)
         if mask is not None:
             out, mask = out
@@ -275,12 +286,14 @@ def two_views(
 
 @dataclass(frozen=True)
 class MultiCrop:
-    """DINO multi-crop: two global crops and ``n_local`` local crops per sample.
+    """DINO's views: two global crops and ``n_local`` local crops per sample.
 
-    With two acquisitions, global crop 1 comes from ``a`` and global crop 2 from ``b``, and local
-    crops alternate between them, so every student/teacher pair of different views that crosses
-    acquisitions is a temporal positive. DINO blurs global view 1 always, global view 2 with p=0.1
-    and local views with p=0.5 (solarisation is a colour operation and is left out).
+    Defaults are the published SpectralEarth DINO views: two global crops, scale (0.05, 1), each
+    blurred with p 0.5, flips, no local crops. DINO's own multi-crop is ``n_local=8``,
+    ``global_scale=(0.4, 1.0)``, ``global_blur_p=(1.0, 0.1)`` (solarisation, a colour operation,
+    is left out). With two acquisitions, global crop 1 comes from ``a`` and global crop 2 from ``b``,
+    and local crops alternate between them, so every student/teacher pair of different views that
+    crosses acquisitions is a temporal positive.
     """
 
     global_size: int = DINO_GLOBAL_SIZE
@@ -289,9 +302,10 @@ class MultiCrop:
     global_scale: tuple[float, float] = DINO_GLOBAL_SCALE
     local_scale: tuple[float, float] = DINO_LOCAL_SCALE
     interpolation: str = "bilinear"
-    global_blur_p: tuple[float, float] = (1.0, 0.1)
-    local_blur_p: float = 0.5
-    rotate: bool = True
+    global_blur_p: tuple[float, float] = (BLUR_P, BLUR_P)
+    local_blur_p: float = BLUR_P
+    blur_kernel: int | None = BLUR_KERNEL
+    rotate: bool = False
 
     def __call__(
         self, a: Tensor, b: Tensor | None = None, generator: torch.Generator | None = None
@@ -300,12 +314,13 @@ class MultiCrop:
         sources = (a, a if b is None else b)
         globals_ = [
             Augment(self.global_size, self.global_scale, interpolation=self.interpolation,
-                    blur_p=self.global_blur_p[i], rotate=self.rotate)(sources[i], generator)
+                    blur_p=self.global_blur_p[i], blur_kernel=self.blur_kernel,
+                    rotate=self.rotate)(sources[i], generator)
             for i in range(2)
         ]  # fmt: skip
         local_aug = Augment(
             self.local_size, self.local_scale, interpolation=self.interpolation,
-            blur_p=self.local_blur_p, rotate=self.rotate,
+            blur_p=self.local_blur_p, blur_kernel=self.blur_kernel, rotate=self.rotate,
         )  # fmt: skip
         locals_ = [local_aug(sources[i % 2], generator) for i in range(self.n_local)]
         return globals_, locals_

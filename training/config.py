@@ -26,9 +26,27 @@ class PretrainConfig:
     """``moco``, ``dino``, ``mae`` or ``spectral_mae``."""
     epochs: int = 100
     batch_size: int = 256
+    """The GLOBAL batch (the paper's 256 = 64 per GPU x 4 GPUs): split over the DDP processes, so it
+    must divide by their number; the per-process size is logged."""
     lr: float = 1e-3
     weight_decay: float = 0.05
+    optimizer: str = "adamw"
+    """``adamw`` (DINO, MAE) or ``sgd`` (MoCo-v2, with ``momentum``)."""
+    momentum: float = 0.9
+    """SGD momentum (ignored by AdamW)."""
+    schedule: str = "cosine"
+    """Learning rate per epoch: ``cosine`` (linear warm-up over ``warmup_epochs``, then cosine to 0 at
+    ``epochs``) or ``multistep`` (``lr`` times ``gamma`` at each epoch of ``milestones``)."""
     warmup_epochs: int = 0
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    sync_bn: bool = True
+    """SyncBatchNorm across the DDP processes on GPUs (as published); CPU Gloo cannot run it, so CPU
+    runs keep per-process BatchNorm and say so in the log."""
+    augment: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the method's published view augmentation (``training.recipes``), e.g.
+    ``{scale: [0.08, 1.0], blur_p: 0.5}``; keys are fields of ``training.augment.Augment`` (MoCo, MAE)
+    or ``MultiCrop`` (DINO)."""
     workers: int = 4
     seed: int = 0
     out_dir: str = "data/runs/pretrain"

@@ -6,6 +6,10 @@ result). What a run does:
 
 - reads the release named in the config (``latest`` resolved to its version) from the patch
   store, locations as items, two acquisitions as the positive pair where there are two;
+- trains with the method's published recipe as the config states it (``deploy/run_configs/
+  pretrain_paper_*.yaml``): optimiser (SGD or AdamW), learning-rate schedule per epoch (multistep,
+  warm-up + cosine, cosine), SyncBatchNorm across GPUs, ``batch_size`` as the GLOBAL batch split over
+  the DDP processes (the per-process size is logged; a batch that does not divide is refused);
 - checkpoints after every epoch (``checkpoint-last.pt``, atomically) and, when one is there,
   resumes from it: each epoch's random numbers come from (seed, epoch), so a run killed at any
   point and started again ends with the same weights as one that was never killed;
@@ -42,7 +46,7 @@ from training.data import (
 from training.distributed import Placement, close, mean_across, place
 from training.models.registry import build_encoder
 from training.plots import RunShape, loss_curve_png, loss_note, loss_table_markdown
-from training.recipes import after_step, recipe
+from training.recipes import after_step, before_step, recipe
 from training.reporting import Reporter, reporter
 
 
@@ -52,6 +56,75 @@ class NonFiniteLossError(RuntimeError):
 
 class IncompatibleEncoderError(ValueError):
     """``init_from`` names an encoder of another architecture than the run's model."""
+
+
+class RecipeError(ValueError):
+    """The config's optimiser, schedule or batch cannot be run as stated; the message says why."""
+
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "multistep")
+MIN_PER_PROCESS = {"moco": 2}
+"""Smallest per-process batch a method can train on: MoCo's projection head ends in BatchNorm1d,
+which cannot normalise over one sample."""
+
+
+def per_process_batch(global_batch: int, world: int, method: str = "") -> int:
+    """The batch each of ``world`` DDP processes takes: ``batch_size`` is the global batch (the
+    paper's 256 = 64 per GPU x 4 GPUs), so it must divide by the number of processes."""
+    if global_batch < 1 or global_batch % world:
+        raise RecipeError(
+            f"batch_size {global_batch} is the global batch and must divide by the {world} DDP processes: "
+            f"use a multiple of {world} (e.g. {max(world, global_batch // world * world)})"
+        )
+    per = global_batch // world
+    if per < MIN_PER_PROCESS.get(method, 1):
+        raise RecipeError(
+            f"batch_size {global_batch} gives {per} per process on {world} process(es); {method} needs at "
+            f"least {MIN_PER_PROCESS[method]} per process (its BatchNorm normalises over the batch): raise "
+            f"batch_size to {MIN_PER_PROCESS[method] * world} or more"
+        )
+    return per
+
+
+def check_recipe(cfg: PretrainConfig) -> None:
+    """Refuse a method, optimiser, schedule or augmentation this loop does not run, before any data
+    is read."""
+    try:
+        recipe(cfg.method).views(cfg.image_px, cfg.augment)
+    except ValueError as exc:
+        raise RecipeError(str(exc)) from None
+    if cfg.optimizer not in OPTIMIZERS:
+        raise RecipeError(f"optimizer {cfg.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+    if cfg.schedule not in SCHEDULES:
+        raise RecipeError(f"schedule {cfg.schedule!r} is not one of {', '.join(SCHEDULES)}")
+    if cfg.schedule == "multistep" and cfg.warmup_epochs:
+        raise RecipeError("schedule multistep has no warm-up: set warmup_epochs to 0")
+
+
+def build_optimizer(cfg: PretrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD with momentum (MoCo-v2) or AdamW (DINO, MAE), at ``lr`` and ``weight_decay``."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def synchronised(method: torch.nn.Module, cfg: PretrainConfig, placement: Placement, report: Reporter):
+    """``method`` with SyncBatchNorm where it can run (DDP on GPUs, ``sync_bn``); else as it is,
+    with the reason in the log."""
+    if placement.world == 1:
+        return method
+    if not cfg.sync_bn:
+        report.info("SyncBatchNorm off (sync_bn: false): each process normalises over its own batch")
+        return method
+    if placement.device.type != "cuda":
+        report.info(
+            "SyncBatchNorm off: CPU Gloo cannot run torch.nn.SyncBatchNorm, so each of the "
+            f"{placement.world} processes normalises over its own batch (the published runs synchronise)"
+        )
+        return method
+    report.info(f"SyncBatchNorm across the {placement.world} processes")
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
 
 
 def start_from(encoder: torch.nn.Module, cfg: PretrainConfig, report: Reporter) -> None:
@@ -86,7 +159,15 @@ class PretrainResult:
 
 
 def learning_rate(cfg: PretrainConfig, epoch: int) -> float:
-    """Linear warm-up, then cosine decay to zero, per epoch."""
+    """The learning rate of ``epoch`` (set once per epoch):
+
+    - ``multistep``: ``lr`` times ``gamma`` per milestone reached (torch's MultiStepLR: MoCo-v2's
+      0.001, then 1e-4 from epoch 60 and 1e-5 from epoch 80);
+    - ``cosine``: linear warm-up over ``warmup_epochs`` (DINO: 20), then cosine decay to zero at
+      ``epochs`` (MAE: no warm-up, over 200 epochs).
+    """
+    if cfg.schedule == "multistep":
+        return cfg.lr * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
     if epoch < cfg.warmup_epochs:
         return cfg.lr * (epoch + 1) / cfg.warmup_epochs
     span = max(cfg.epochs - cfg.warmup_epochs, 1)
@@ -94,6 +175,7 @@ def learning_rate(cfg: PretrainConfig, epoch: int) -> float:
 
 
 def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None = None) -> PretrainResult:
+    check_recipe(cfg)
     placement = placement or place(cfg.device)
     data_root = Path(cfg.data_root).absolute()
     release = resolve_release(DataLayout.at(data_root, sensor=cfg.sensor).releases, cfg.release)
@@ -101,24 +183,29 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
     dataset = PretrainDataset(
         release, release_store(release, data_root), recipe_.pairs, cfg.seed, cfg.max_locations, raw=True
     )
-    need = cfg.batch_size * placement.world
-    if len(dataset) < need:
+    if len(dataset) < cfg.batch_size:
         raise TooFewPatchesError(
-            f"release {release.name} has {len(dataset)} locations; a batch of {cfg.batch_size} on "
-            f"{placement.world} process(es) needs {need}: lower batch_size or use a larger release"
+            f"release {release.name} has {len(dataset)} locations; a batch of {cfg.batch_size} (global, on "
+            f"{placement.world} process(es)) needs {cfg.batch_size}: lower batch_size or use a larger release"
         )
+    per_process = per_process_batch(cfg.batch_size, placement.world, cfg.method)
+    report.info(
+        f"global batch {cfg.batch_size} = {per_process} per process x {placement.world} process(es); "
+        f"{cfg.optimizer}, lr {cfg.lr}, weight decay {cfg.weight_decay}, {cfg.schedule} schedule"
+    )
     sampler = pretrain_sampler(dataset, cfg.seed, placement.rank, placement.world)
-    loader = pretrain_loader(dataset, cfg.batch_size, sampler, cfg.workers, placement.device.type == "cuda")
+    loader = pretrain_loader(dataset, per_process, sampler, cfg.workers, placement.device.type == "cuda")
+    views = recipe_.views(cfg.image_px, cfg.augment)
     bands = len(dataset.stats.mean)
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(cfg.model, bands, **cfg.model_args)
     if cfg.init_from:
         start_from(encoder, cfg, report)
-    method = recipe_.build(encoder, **cfg.method_args).to(placement.device)
+    method = recipe_.build(encoder, bands, **cfg.method_args)
+    method = synchronised(method, cfg, placement, report).to(placement.device)
     trained = DistributedDataParallel(method) if placement.world > 1 else method
-    optimizer = torch.optim.AdamW(
-        [p for p in method.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
+    optimizer = build_optimizer(cfg, [p for p in method.parameters() if p.requires_grad])
+    total_steps = cfg.epochs * len(loader)
     out = Path(cfg.out_dir)
     last = out / checkpoints.LAST
     history: list[dict] = []
@@ -143,7 +230,7 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
             autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
             batch = dataset.stats.normalise_items(batch, placement.device)
             with autocast:
-                loss = recipe_.loss(trained, batch, generator, cfg.image_px, placement.device)
+                loss = recipe_.loss(trained, views, batch, generator, placement.device)
             if not torch.isfinite(loss):
                 kept = f"{last} (after epoch {epoch - 1})" if last.is_file() else "none (no epoch finished)"
                 raise NonFiniteLossError(
@@ -152,8 +239,9 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            before_step(method, recipe_, epoch)
             optimizer.step()
-            after_step(method, recipe_)
+            after_step(method, recipe_, epoch * len(loader) + step, total_steps)
             images += len(batch["location"])
             total += float(loss.detach())
         seconds = time.perf_counter() - started
@@ -188,8 +276,7 @@ def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None 
         )
         loss_curve_png(history, out / "loss_curve.png")
     digest = checkpoints.sha256(encoder_path) if encoder_path.is_file() else ""
-    batch = cfg.batch_size * placement.world  # MoCo's queue takes every rank's keys
-    shape = RunShape.of(method, cfg.method, len(dataset), len(loader), batch, cfg.warmup_epochs)
+    shape = RunShape.of(method, cfg.method, len(dataset), len(loader), cfg.batch_size, cfg.warmup_epochs)
     return PretrainResult(
         encoder_path,
         digest,
@@ -239,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = pretrain(cfg, report, placement)
             except (
                 NonFiniteLossError,
+                RecipeError,
                 TooFewPatchesError,
                 IncompatibleEncoderError,
                 FileNotFoundError,

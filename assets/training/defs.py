@@ -93,10 +93,17 @@ class PretrainRunConfig(Config):
     method: str = Field(default=_PRETRAIN.method, description="moco, dino, mae or spectral_mae")
     method_args: dict[str, Any] = Field(default_factory=lambda: dict(_PRETRAIN.method_args))
     epochs: int = _PRETRAIN.epochs
-    batch_size: int = _PRETRAIN.batch_size
+    batch_size: int = Field(default=_PRETRAIN.batch_size, description="global batch, split over processes")
     lr: float = _PRETRAIN.lr
     weight_decay: float = _PRETRAIN.weight_decay
+    optimizer: str = Field(default=_PRETRAIN.optimizer, description="adamw or sgd")
+    momentum: float = Field(default=_PRETRAIN.momentum, description="SGD momentum")
+    schedule: str = Field(default=_PRETRAIN.schedule, description="cosine (after warmup_epochs) or multistep")
     warmup_epochs: int = _PRETRAIN.warmup_epochs
+    milestones: list[int] = Field(default_factory=lambda: list(_PRETRAIN.milestones))
+    gamma: float = _PRETRAIN.gamma
+    sync_bn: bool = _PRETRAIN.sync_bn
+    augment: dict[str, Any] = Field(default_factory=lambda: dict(_PRETRAIN.augment))
     workers: int = _PRETRAIN.workers
     seed: int = _PRETRAIN.seed
     image_px: int = _PRETRAIN.image_px

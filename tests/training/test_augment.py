@@ -15,6 +15,7 @@ from training.augment import (
     sample_crop_boxes,
     two_views,
 )
+from training.recipes import recipe
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -127,7 +128,41 @@ def test_multicrop_sizes_and_sources(batch):
     assert torch.isin(locals_[0], batch).all() and torch.isin(locals_[1], other).all()
 
 
-def test_default_multicrop_matches_dino_scaled_to_128px():
-    crops = MultiCrop()
-    assert (crops.global_size, crops.local_size, crops.n_local) == (128, 56, 8)
-    assert crops.global_scale == (0.4, 1.0) and crops.local_scale == (0.05, 0.4)
+def test_the_published_views_of_each_method():
+    """RECIPE.md "Pretraining": the numbers each recipe's views carry at 128 px."""
+    moco = recipe("moco").views(128, {})
+    assert (moco.size, moco.scale, moco.blur_p, moco.blur_kernel, moco.blur_sigma) == (
+        128, (0.08, 1.0), 0.5, 13, (0.1, 2.0),
+    )  # fmt: skip
+    assert (moco.p_horizontal, moco.p_vertical, moco.rotate) == (0.5, 0.5, False)
+    dino = recipe("dino").views(128, {})
+    assert (dino.global_size, dino.n_local, dino.global_scale) == (128, 0, (0.05, 1.0))
+    assert (dino.global_blur_p, dino.blur_kernel, dino.rotate) == ((0.5, 0.5), 13, False)
+    mae = recipe("mae").views(128, {})
+    assert (mae.scale, mae.blur_p, mae.rotate, mae.p_horizontal, mae.p_vertical) == (
+        (0.4, 1.0),
+        0.0,
+        False,
+        0.5,
+        0.5,
+    )
+
+
+def test_dino_views_are_two_globals_one_per_acquisition(batch):
+    views = recipe("dino").views(16, {"interpolation": "nearest", "global_blur_p": [0, 0]})
+    other = batch + 100
+    globals_, locals_ = views(batch, other, _gen())
+    assert locals_ == [] and [g.shape for g in globals_] == [(4, 5, 16, 16)] * 2
+    assert torch.isin(globals_[0], batch).all() and torch.isin(globals_[1], other).all()
+
+
+def test_augment_overrides_take_lists_and_refuse_unknown_keys():
+    assert recipe("moco").views(32, {"scale": [0.2, 1.0], "rotate": True}).scale == (0.2, 1.0)
+    with pytest.raises(ValueError, match="unknown keys blur for Augment"):
+        recipe("moco").views(32, {"blur": 0.5})
+
+
+def test_a_blur_kernel_wider_than_the_image_is_narrowed(batch):
+    small = batch[..., :6, :6]
+    out = gaussian_blur(small, p=1.0, kernel_size=13, generator=_gen())
+    assert out.shape == small.shape and not torch.equal(out, small)

@@ -23,7 +23,8 @@ from tests.training.fake_kubernetes import FakeKubernetes
 from tests.training.test_pretrain import TINY
 from training.checkpoints import load
 
-RUN = {"ops": {"pretrained_encoder": {"config": {**TINY, "epochs": 1, "batch_size": 1}}}}
+RUN = {"ops": {"pretrained_encoder": {"config": {**TINY, "epochs": 1, "batch_size": 4}}}}
+"""A global batch of 4: 2 per process (MoCo's BatchNorm head needs two samples)."""
 
 
 def _pretrain(released, launcher) -> DagsterInstance:
@@ -51,7 +52,7 @@ def test_two_ddp_processes_train_and_rank_zero_reports(released, monkeypatch):
     instance = _pretrain(released, TrainingLauncher(processes=2))
     event = _encoder_event(instance)
     saved = load(Path(event.metadata["checkpoint"].value))
-    assert saved["config"]["batch_size"] == 1 and len(saved["history"]) == 1
+    assert saved["config"]["batch_size"] == 4 and len(saved["history"]) == 1
     assert event.metadata["processes"].value == 2
     assert event.metadata["epochs"].value == 1  # one report, not one per rank
 

@@ -1,13 +1,16 @@
-"""MAE and SpectralGPT-MAE: masking, targets, and a few optimisation steps that lower the loss."""
+"""MAE and SpectralGPT-MAE: masking, targets, and a few optimisation steps that lower the loss; the
+published MAE settings (../shared/RECIPE.md): a 1-block 512-wide decoder with 16 heads and x-then-y
+sin-cos positions, the encoder seeing the class token plus the visible tokens."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from training.methods.mae import MAE, random_masking
+from training.methods.mae import MAE, random_masking, sincos_2d_xy
 from training.methods.spectral_mae import SpectralMAE
 from training.models.registry import build_encoder
+from training.models.vit import sincos_1d
 
 BANDS = 7
 
@@ -123,3 +126,50 @@ def test_methods_expose_their_encoder() -> None:
     smae = _tiny_spectral_mae()
     assert mae.encoder.forward_features(torch.randn(1, BANDS, 16, 16)).shape == (1, 64, 4, 4)
     assert smae.encoder.forward_features(torch.randn(1, BANDS, 32, 32)).shape == (1, 64, 4, 4)
+
+
+def test_mae_defaults_are_the_published_recipe() -> None:
+    encoder = build_encoder("spec_vit", BANDS, embed_dim=64, depth=1, num_heads=4, img_size=32)
+    mae = MAE(encoder)
+    assert (mae.mask_ratio, mae.norm_pix_loss, mae.prefix) == (0.9, True, 1)
+    decoder = mae.decoder
+    assert len(decoder.blocks) == 1 and decoder.decoder_dim == 512
+    assert decoder.blocks[0].attn.num_heads == 16
+    assert decoder.preds[0].out_features == 4 * 4 * BANDS
+
+
+def test_mae_encoder_sees_the_class_token_and_the_visible_tokens() -> None:
+    torch.manual_seed(0)
+    mae = _tiny_mae()
+    seen = []
+    mae.encoder.vit_core.blocks[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    images = _images()
+    mae(images).backward()
+    core = mae.encoder.vit_core
+    assert seen[0].shape == (4, 1 + 6, 64)  # class token + 6 of the 64 patch tokens
+    torch.testing.assert_close(
+        seen[0][:, 0], (core.cls_token + core.pos_embed[:, :1]).expand(4, -1, -1)[:, 0]
+    )
+    assert core.cls_token.grad is not None and core.cls_token.grad.abs().sum() > 0
+
+
+def test_mae_decoder_positions_are_x_then_y_with_a_zero_row_for_the_class_token() -> None:
+    table = sincos_2d_xy(16, 3, 5)
+    rows = torch.arange(3).repeat_interleave(5)
+    cols = torch.arange(5).repeat(3)
+    torch.testing.assert_close(table[:, :8], sincos_1d(8, cols))  # first half: the column (x)
+    torch.testing.assert_close(table[:, 8:], sincos_1d(8, rows))  # second half: the row (y)
+    mae = _tiny_mae()
+    pos = mae.decoder_pos(1, 4, 4, torch.device("cpu"))
+    assert pos.shape == (1, 17, 32) and not pos[0, 0].any()
+    torch.testing.assert_close(pos[0, 1:], sincos_2d_xy(32, 4, 4))
+
+
+def test_mae_trains_the_sincos_variant_without_a_class_token() -> None:
+    torch.manual_seed(0)
+    encoder = build_encoder(
+        "spec_vit", BANDS, embed_dim=64, depth=1, num_heads=4, class_token=False, pos="sincos"
+    )
+    mae = MAE(encoder, decoder_dim=32, decoder_depth=1, decoder_heads=4)
+    parts = mae.forward_parts(_images())
+    assert mae.prefix == 0 and parts["pred"].shape == (4, 64, 4 * 4 * BANDS) and torch.isfinite(parts["loss"])

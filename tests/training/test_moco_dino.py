@@ -1,15 +1,22 @@
 """MoCo-v2 and DINO on a stand-in encoder: the losses fall on a fixed tiny batch, the momentum
 encoders follow by EMA only in ``step_end``, the queue and the centre behave; under DDP the key
-batch is shuffled across ranks and restored."""
+batch is shuffled across ranks and restored. The published hyperparameters (../shared/RECIPE.md) are
+the defaults: projection layers, bank, temperatures, prototypes, the first epoch's frozen prototypes
+and the teacher's momentum schedule."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from tests.training.standin_encoder import TinyEncoder
-from training.methods.dino import DINO, DINOHead
+from training.methods.dino import DINO, DINOHead, teacher_momentum
 from training.methods.moco import MoCoV2
+from training.methods.pooling import embedding
+from training.models.registry import build_encoder
+from training.recipes import after_step, before_step, recipe
 
 
 def _views(seed: int = 0, batch: int = 4, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,3 +195,86 @@ def test_moco_shuffles_the_key_batch_across_ranks_and_restores_the_order(tmp_pat
     seen = torch.cat([r["seen"] for r in ranks]).flatten().tolist()
     assert sorted(seen) == [0, 1, 2, 3, 10, 11, 12, 13]
     assert any(v >= 10 for v in ranks[0]["seen"].flatten().tolist()), "rank 0 saw only its own images"
+
+
+def test_moco_defaults_are_the_published_recipe():
+    model = MoCoV2(TinyEncoder())
+    assert (model.temperature, model.momentum, model.symmetric) == (0.1, 0.999, False)
+    assert tuple(model.queue.shape) == (32768, 128)
+    layers = list(model.head.net)
+    assert [type(m) for m in layers] == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d]
+    assert all(m.bias is None for m in layers if isinstance(m, nn.Linear))
+    assert (layers[0].in_features, layers[0].out_features, layers[3].out_features) == (8, 2048, 128)
+
+
+def test_moco_and_dino_heads_read_the_class_token_of_a_published_vit():
+    """The heads sit on ``encoder(x)``: for a Spec. ViT the class token after the final norm, not
+    the mean of the patch tokens."""
+    torch.manual_seed(0)
+    vit = build_encoder("spec_vit", 6, embed_dim=32, depth=1, num_heads=2, img_size=16)
+    moco = MoCoV2(vit, dim=16, hidden=32, queue_size=8).eval()  # eval: BatchNorm as a fixed map
+    x = torch.randn(2, 6, 16, 16)
+    cls = vit(x)
+    assert not torch.allclose(cls, vit.forward_features(x).mean(dim=(-2, -1)))
+    torch.testing.assert_close(embedding(vit, x), cls)
+    torch.testing.assert_close(moco._embed(moco.encoder, moco.head, x), F.normalize(moco.head(cls), dim=1))
+
+
+def test_dino_defaults_are_the_published_recipe():
+    model = DINO(TinyEncoder())
+    assert (model.teacher_temp, model.student_temp, model.center_momentum) == (0.04, 0.1, 0.9)
+    assert (model.momentum, model.freeze_last_layer) == (0.996, 1)
+    assert tuple(model.center.shape) == (1, 128)
+    mlp = list(model.head.mlp)
+    assert [type(m) for m in mlp] == [nn.Linear, nn.GELU, nn.Linear, nn.GELU, nn.Linear]
+    assert [m.out_features for m in mlp if isinstance(m, nn.Linear)] == [2048, 2048, 256]
+    last = model.head.last_layer
+    assert tuple(last.weight_v.shape) == (128, 256) and last.weight_g is None  # weight-normed, norm 1
+    out = model.head(torch.randn(3, 8))
+    assert out.shape == (3, 128)
+
+
+def test_dino_prototypes_are_frozen_in_the_first_epoch_only():
+    model = _dino()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+    before = model.head.last_layer.weight_v.detach().clone()
+    mlp_before = model.head.mlp[0].weight.detach().clone()
+    dino = recipe("dino")
+    for epoch in (0, 1):
+        opt.zero_grad()
+        model(*_crops()).backward()
+        before_step(model, dino, epoch)
+        opt.step()
+        if epoch == 0:
+            assert torch.equal(model.head.last_layer.weight_v, before)  # weight decay skipped too
+            assert not torch.equal(model.head.mlp[0].weight, mlp_before)
+    assert not torch.equal(model.head.last_layer.weight_v, before)
+
+
+def test_the_teacher_momentum_rises_from_0996_to_1_on_a_cosine():
+    assert teacher_momentum(0.996, 0, 1000) == pytest.approx(0.996)
+    assert teacher_momentum(0.996, 500, 1000) == pytest.approx(0.998)
+    assert teacher_momentum(0.996, 1000, 1000) == pytest.approx(1.0)
+    steps = [teacher_momentum(0.996, s, 100) for s in range(101)]
+    assert steps == sorted(steps)
+
+
+def test_the_training_loop_steps_the_dino_teacher_on_the_schedule_and_moco_at_fixed_momentum():
+    model = _dino()
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.add_(0.5)
+    teacher = [p.clone() for p in model.teacher_head.parameters()]
+    after_step(model, recipe("dino"), step=10, total_steps=10)  # momentum 1 at the end: unchanged
+    assert all(torch.equal(a, b) for a, b in zip(teacher, model.teacher_head.parameters(), strict=True))
+    after_step(model, recipe("dino"), step=0, total_steps=10)  # 0.996 at the start
+    for t0, t, s in zip(teacher, model.teacher_head.parameters(), model.head.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.996 * t0 + 0.004 * s)
+    moco = _moco(momentum=0.5)
+    with torch.no_grad():
+        for p in moco.encoder.parameters():
+            p.add_(1.0)
+    keys = [p.clone() for p in moco.key_encoder.parameters()]
+    after_step(moco, recipe("moco"), step=10, total_steps=10)
+    for k0, k, q in zip(keys, moco.key_encoder.parameters(), moco.encoder.parameters(), strict=True):
+        torch.testing.assert_close(k, 0.5 * k0 + 0.5 * q)

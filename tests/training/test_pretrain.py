@@ -1,7 +1,8 @@
 """The pretraining entry point: a run killed mid-epoch and started again ends with the weights of
 an uninterrupted run; a loss that is not finite stops the run and keeps the last good checkpoint;
-a release smaller than a batch is refused with what to do; and the documented
-``dagster job execute`` command pretrains through Pipes."""
+a release smaller than a batch is refused with what to do; the documented
+``dagster job execute`` command pretrains through Pipes; and MoCo, DINO and MAE each train with
+their optimiser and learning-rate schedule, the global batch's per-process split logged."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -131,3 +133,26 @@ def test_progressive_pretraining_starts_from_another_runs_encoder(released, tmp_
     other = _run(_config(tmp_path, released, "other", epochs=0, init_from=str(start), model_args=wider))
     _, err = other.communicate(timeout=300)
     assert other.returncode == 2 and f"{start}: an encoder of spec_vit" in err, err[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("moco", {"optimizer": "sgd", "schedule": "multistep", "milestones": [1], "lr": 0.01}),
+        ("dino", {"method_args": {"out_dim": 16, "hidden": 32, "bottleneck": 8}, "warmup_epochs": 1}),
+        ("mae", {"method_args": {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}}),
+    ],
+)
+def test_each_method_trains_with_its_optimiser_and_schedule_and_logs_the_batch_split(
+    released, tmp_path, method, extra
+):
+    run = _run(_config(tmp_path, released, method, epochs=2, method=method, **extra))
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err[-3000:]
+    assert "global batch 2 = 2 per process x 1 process(es)" in out
+    saved = load(tmp_path / method / ENCODER)
+    lrs = [row["lr"] for row in saved["history"]]
+    assert lrs == pytest.approx(
+        {"moco": [0.01, 0.001], "dino": [0.001, 0.001], "mae": [0.001, 0.0005]}[method]
+    )
+    assert saved["config"]["optimizer"] == extra.get("optimizer", "adamw")

@@ -1,33 +1,44 @@
 """DINO (Caron et al. 2021, "Emerging properties in self-supervised vision transformers") in plain torch.
 
 SpectralEarth pretrains Spec. RN50 and Spec. ViT-S with DINO, the temporal views of a location
-serving as the two global crops when the location has more than one acquisition (section 5.1). The
-paper gives no DINO hyper-parameters beyond the schedule (cosine), so the defaults are DINO's own:
-head MLP 2048 hidden -> 256 bottleneck -> weight-normalised linear layer to 65,536 prototypes with its
-norm fixed to 1, student temperature 0.1, teacher temperature 0.04, centre momentum 0.9, teacher
-momentum 0.996 (DINO raises it to 1 with a cosine schedule: pass the scheduled value to
-``step_end``; ``teacher_temp`` can likewise be changed between steps for DINO's warm-up).
+serving as the two global crops when the location has more than one acquisition (section 5.1).
+Defaults are the published settings (``../shared/RECIPE.md``): head MLP of 3 GELU layers, 2048 hidden,
+256 bottleneck, L2 normalisation, weight-normalised last layer of **128** prototypes with its norm
+fixed to 1 and frozen for the first epoch (``freeze_last_layer``), student temperature 0.1, teacher
+temperature 0.04, centre momentum 0.9, teacher momentum from 0.996 towards 1 on a cosine schedule
+over all steps of the run (:func:`teacher_momentum`). The head reads the backbone's pooled embedding
+(the class token of a Spec. ViT, see ``training.methods.pooling``).
 
 Contract with the training loop (the same as ``MoCoV2``)::
 
     loss = method(global_views, local_views)   # loss; then the centre is updated (no grad)
-    loss.backward(); method.cancel_last_layer_gradients() during the first epoch (optional, as DINO)
+    loss.backward()
+    method.before_optimizer_step(epoch)        # drops the prototypes' gradients in the first epoch
     optimizer.step(); optimizer.zero_grad()
-    method.step_end(momentum)                  # teacher EMA, once per optimizer step
+    method.step_end(teacher_momentum(method.momentum, step, total_steps))   # teacher EMA
 
-Views of different sizes go through the encoder one size at a time, so the encoder only needs
-``forward_features(x) -> (B, C, h, w)`` for any input size; features are average-pooled over space.
+Views of different sizes go through the encoder one size at a time (local crops, when used).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["DINO", "DINOHead", "WeightNormLinear"]
+from training.methods.pooling import embedding
+
+__all__ = ["DINO", "DINOHead", "WeightNormLinear", "teacher_momentum"]
+
+
+def teacher_momentum(base: float, step: int, total_steps: int) -> float:
+    """DINO's cosine schedule: ``base`` at step 0, rising to 1 at ``total_steps``:
+    ``1 - (1 - base) * (1 + cos(pi * step / total_steps)) / 2``."""
+    progress = min(step / max(total_steps, 1), 1.0)
+    return 1.0 - (1.0 - base) * (1.0 + math.cos(math.pi * progress)) / 2.0
 
 
 class WeightNormLinear(nn.Module):
@@ -58,7 +69,7 @@ class DINOHead(nn.Module):
     def __init__(
         self,
         in_dim: int,
-        out_dim: int = 65536,
+        out_dim: int = 128,
         hidden: int = 2048,
         bottleneck: int = 256,
         n_layers: int = 3,
@@ -102,7 +113,7 @@ class DINO(nn.Module):
     def __init__(
         self,
         encoder: nn.Module,
-        out_dim: int = 65536,
+        out_dim: int = 128,
         teacher_temp: float = 0.04,
         student_temp: float = 0.1,
         center_momentum: float = 0.9,
@@ -110,6 +121,7 @@ class DINO(nn.Module):
         hidden: int = 2048,
         bottleneck: int = 256,
         fixed_norm: bool = True,
+        freeze_last_layer: int = 1,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -122,6 +134,9 @@ class DINO(nn.Module):
         self.student_temp = student_temp
         self.center_momentum = center_momentum
         self.momentum = momentum
+        """The teacher momentum at step 0; the training loop raises it with :func:`teacher_momentum`."""
+        self.freeze_last_layer = freeze_last_layer
+        """Epochs during which the prototypes (the student's last layer) are not updated."""
         self.register_buffer("center", torch.zeros(1, out_dim))
 
     @staticmethod
@@ -133,7 +148,7 @@ class DINO(nn.Module):
             by_size.setdefault(tuple(v.shape[-2:]), []).append(i)
         for indices in by_size.values():
             batch = torch.cat([views[i] for i in indices])
-            out = head(encoder.forward_features(batch).mean(dim=(-2, -1)))
+            out = head(embedding(encoder, batch))
             for i, chunk in zip(indices, out.chunk(len(indices)), strict=True):
                 outputs[i] = chunk
         return outputs  # type: ignore[return-value]
@@ -190,3 +205,10 @@ class DINO(nn.Module):
         """Drop the gradients of the student's prototype layer (DINO freezes it in the first epoch)."""
         for p in self.head.last_layer.parameters():
             p.grad = None
+
+    def before_optimizer_step(self, epoch: int) -> None:
+        """Call after ``backward`` and before ``optimizer.step()``: during the first
+        ``freeze_last_layer`` epochs the prototypes keep their weights (AdamW skips a parameter
+        without a gradient, weight decay included), which DINO found avoids an early collapse."""
+        if epoch < self.freeze_last_layer:
+            self.cancel_last_layer_gradients()

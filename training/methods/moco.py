@@ -3,8 +3,11 @@
 SpectralEarth pretrains Spec. RN50 and Spec. ViT-S with MoCo-v2, using two acquisitions of one
 location as the positive pair when the location has them (section 5.1, Table 5). The method only sees
 two batches of views: the data loader decides whether they are two acquisitions or two augmentations
-of one image. MoCo-v2 settings kept here: 2-layer MLP projection head (2048 hidden, 128 out),
-temperature 0.2, key-encoder momentum 0.999, a queue of 65,536 negatives.
+of one image. Defaults are the published settings (``../shared/RECIPE.md``): temperature 0.1, a memory
+bank of 32,768 negatives, key-encoder momentum 0.999, projection Linear (no bias) - BN - ReLU -
+Linear (no bias) - BN, 2048 hidden, 128 out, on the backbone's pooled embedding (the class token of a
+Spec. ViT, see ``training.methods.pooling``). The loss is asymmetric (queries of view 1, keys of view
+2), as MoCo-v2's; ``symmetric=True`` adds the swapped term.
 
 Contract with the training loop (the same for ``DINO``)::
 
@@ -33,15 +36,26 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from training.methods.pooling import embedding
+
 __all__ = ["MoCoV2", "ProjectionMLP", "across_ranks_shuffled"]
 
 
 class ProjectionMLP(nn.Module):
-    """MoCo-v2's projection head: Linear -> ReLU -> Linear on the globally pooled features."""
+    """The published projection head: Linear (no bias) -> BN -> ReLU -> Linear (no bias) -> BN.
+
+    The biases are left out because each Linear is followed by a BatchNorm, whose shift replaces them.
+    """
 
     def __init__(self, in_dim: int, hidden: int = 2048, out_dim: int = 128) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, out_dim, bias=False),
+            nn.BatchNorm1d(out_dim),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -82,9 +96,9 @@ def across_ranks_shuffled(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 class MoCoV2(nn.Module):
     """Query encoder + head trained by InfoNCE against a momentum key encoder and a queue of negatives.
 
-    ``encoder`` must provide ``forward_features(x) -> (B, C, h, w)`` and ``out_channels`` (C); the
-    features are average-pooled over space before the head. ``symmetric=True`` adds the loss with the
-    views swapped (a common variant; MoCo-v2 itself is asymmetric) and enqueues both key batches.
+    ``encoder`` must provide ``out_channels`` (C) and ``encoder(x)`` -> the pooled (B, C) embedding
+    (a (B, C, h, w) map is average-pooled). ``symmetric=True`` adds the loss with the views swapped
+    (a common variant; MoCo-v2 itself is asymmetric) and enqueues both key batches.
     """
 
     def __init__(
@@ -92,9 +106,9 @@ class MoCoV2(nn.Module):
         encoder: nn.Module,
         dim: int = 128,
         hidden: int = 2048,
-        queue_size: int = 65536,
+        queue_size: int = 32768,
         momentum: float = 0.999,
-        temperature: float = 0.2,
+        temperature: float = 0.1,
         symmetric: bool = False,
     ) -> None:
         super().__init__()
@@ -112,8 +126,7 @@ class MoCoV2(nn.Module):
 
     @staticmethod
     def _embed(encoder: nn.Module, head: nn.Module, x: Tensor) -> Tensor:
-        feats = encoder.forward_features(x).mean(dim=(-2, -1))
-        return F.normalize(head(feats), dim=1)
+        return F.normalize(head(embedding(encoder, x)), dim=1)
 
     def _keys(self, x: Tensor) -> Tensor:
         return across_ranks_shuffled(lambda b: self._embed(self.key_encoder, self.key_head, b), x)
