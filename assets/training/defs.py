@@ -221,11 +221,14 @@ def pretrained_encoder(
     kinds={"pytorch"},
     pool=GPU_POOL,
     code_version=TRAINING_CODE_VERSION,
-    description="The latest pretrained encoder benchmarked on the label datasets with the paper's three "
+    description="The latest pretrained encoder (or the encoder.pt of config `encoder`, e.g. imported "
+    "published weights; its SHA-256 in every row) benchmarked on the label datasets with the paper's three "
     "protocols (frozen encoder, adapter only, full fine-tuning) by `python -m training.benchmark` through "
-    "Dagster Pipes: a table in the shape of the paper's Table 2 (micro F1 for EnMAP-CORINE, mIoU for the "
-    "segmentation datasets) and `results.csv`, each row with the encoder and dataset versions. The "
-    "launchpad's defaults are the smoke benchmark; the paper's is `deploy/run_configs/benchmark_paper.yaml`.",
+    "Dagster Pipes: a table in the shape of the paper's Table 2 (micro F1 for EnMAP-CORINE; micro Jaccard, "
+    "the tables' mIoU, and macro mIoU for the segmentation datasets) and `results.csv`, each row with the "
+    "encoder and dataset versions, frozen_bn, normalisation and the tested (lowest validation loss) epoch. "
+    "The launchpad's defaults are the smoke benchmark; the paper's is "
+    "`deploy/run_configs/benchmark_paper.yaml`.",
 )
 def benchmark_results(
     context: AssetExecutionContext,
