@@ -174,7 +174,19 @@ def test_the_epoch_of_lowest_validation_loss_is_the_one_tested(monkeypatch):
         tested.append(state(encoder, head))
         return 0.5, math.nan
 
-    monkeypatch.setattr(benchmark, "validation_loss", fake_validation)
+    optimizers: list[torch.optim.Optimizer] = []
+    lrs: list[float] = []
+
+    def recorded_schedule(optimizer, epochs):
+        optimizers.append(optimizer)
+        return cosine_schedule(optimizer, epochs)
+
+    def fake_validation_with_lr(*args):
+        lrs.append(optimizers[0].param_groups[0]["lr"])
+        return fake_validation(*args)
+
+    monkeypatch.setattr(benchmark, "cosine_schedule", recorded_schedule)
+    monkeypatch.setattr(benchmark, "validation_loss", fake_validation_with_lr)
     monkeypatch.setattr(benchmark, "evaluate", fake_evaluate)
     cfg = BenchmarkConfig(epochs=4, workers=0, frozen_bn="train", lr=0.1)
     out = run_protocol(
@@ -182,6 +194,12 @@ def test_the_epoch_of_lowest_validation_loss_is_the_one_tested(monkeypatch):
         Settings(4, 1e-5, (0.6, 1.0)), Placement(0, 1, torch.device("cpu")),
     )  # fmt: skip
     assert (out.selected_epoch, out.val_loss, out.value) == (2, 1.0, 0.5)
+    assert (
+        isinstance(optimizers[0], torch.optim.AdamW) and optimizers[0].param_groups[0]["weight_decay"] == 1e-5
+    )
+    assert lrs == pytest.approx([0.1 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (1, 2, 3, 4)]), (
+        "validated after each epoch's cosine step"
+    )
     assert len(seen) == 4 and len(tested) == 1
     (enc_tested, head_tested), (enc_2, head_2), (_, head_4) = tested[0], seen[1], seen[3]
     assert all(torch.equal(head_tested[k], head_2[k]) for k in head_2)
