@@ -33,7 +33,7 @@ import io
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -47,11 +47,13 @@ from storage_schemas.paths import DataLayout
 from storage_schemas.release import resolve_release
 from training import checkpoints
 from training.config import BenchmarkConfig, load_config
-from training.data import BandStatistics, LabelDataset
+from training.data import LabelDataset
 from training.distributed import Placement, place
 from training.downstream import BestEpoch, Precision, augment, cosine_schedule, per_process_batch, recipe_for
 from training.metrics import ConfusionMatrix, MultiLabelCounts
+from training.models.loading import read_encoder_file
 from training.models.registry import build_encoder, build_head
+from training.normalisation import normalisation_for
 from training.protocols import FROZEN_BN, apply_protocol, check_protocol, set_train_mode
 from training.reporting import Reporter, reporter
 
@@ -107,13 +109,25 @@ class Encoder:
 
     @classmethod
     def load(cls, path: str) -> Encoder:
+        """The ``encoder.pt`` at ``path`` (pretrained here or imported), read with
+        ``weights_only=True``; a file that is none names itself (``EncoderFileError``, exit 2)."""
         if path == "none":
             return cls(None, "")
-        return cls(checkpoints.load(Path(path)), checkpoints.sha256(Path(path)))
+        return cls(read_encoder_file(path), checkpoints.sha256(Path(path)))
 
     @property
     def release(self) -> str:
         return self.state["release"] if self.state else ""
+
+    @property
+    def imported(self) -> bool:
+        """Converted from published weights (``spectralforge import-checkpoint``)."""
+        return bool(self.state and self.state.get("imported_from"))
+
+    def normalisation(self, choice: str | None) -> str:
+        """``choice``, or by default ``published`` for an imported encoder (trained on inputs
+        normalised with the published statistics) and ``release`` otherwise."""
+        return choice or ("published" if self.imported else "release")
 
     def build(self, bands: int, task: str) -> torch.nn.Module:
         name = self.state["model"] if self.state else "spec_resnet50"
@@ -170,6 +184,8 @@ def check_release(dataset: LabelDataset, encoder: Encoder, cfg: BenchmarkConfig,
         return "random initialisation"
     if dataset.attrs["sensor"] != encoder.state.get("sensor", "enmap"):
         return f"transfer: encoder pretrained on {encoder.state.get('sensor', 'enmap')}"
+    if encoder.imported:  # published weights: pretrained outside this store, no release to match
+        return ""
     if dataset.release == encoder.release:
         return ""
     name = dataset.attrs["name"]
@@ -370,6 +386,7 @@ def run_benchmark(cfg: BenchmarkConfig, report: Reporter) -> list[dict]:
     protocols = protocols_of(cfg)
     placement = place(cfg.device)
     encoder = Encoder.load(cfg.encoder)
+    cfg = replace(cfg, normalisation=encoder.normalisation(cfg.normalisation))
     encoders = [encoder, *random_inits(cfg, encoder)]
     root = Path(cfg.data_root).absolute()
     paths = {name: dataset_path(DataLayout.at(root).labels, name) for name in cfg.datasets}
@@ -391,7 +408,10 @@ def run_benchmark(cfg: BenchmarkConfig, report: Reporter) -> list[dict]:
         release = resolve_release(
             DataLayout.at(root, sensor=attrs["sensor"]).releases, attrs["provenance"]["release"]
         )
-        stats = BandStatistics.of_release(release)
+        normalised = normalisation_for(cfg.normalisation, release, name)
+        if normalised.why:
+            report.info(f"{name}: {normalised.why}")
+        stats = normalised.stats
         train, val, test = (LabelDataset(paths[name], split, stats, cfg.limit) for split in SPLITS)
         metric = "micro_f1" if train.multilabel else "micro_jaccard"
         settings = Settings.of(cfg, name, "multilabel" if train.multilabel else "segmentation")
@@ -433,6 +453,7 @@ def run_benchmark(cfg: BenchmarkConfig, report: Reporter) -> list[dict]:
                         "val_loss": out.val_loss,
                         "precision": out.precision,
                         "trainable_params": out.trainable,
+                        "normalisation": normalised.used,
                         "note": "; ".join(n for n in (note, no_val, why) if n),
                     }
                 )

@@ -90,10 +90,10 @@ class BenchmarkConfig:
     """None: the published one per dataset (1e-5 CORINE, 1e-4 segmentation)."""
     frozen_bn: str = "train"
     """BatchNorm of the frozen parts: ``train`` (published: statistics re-adapt) or ``eval``."""
-    normalisation: str = "release"
+    normalisation: str | None = None
     """Per-band statistics the inputs are normalised with: ``release`` (the label dataset's release)
-    or ``published`` (the published SpectralEarth statistics, for imported encoders); recorded in
-    every result row."""
+    or ``published`` (the published SpectralEarth statistics, ``training.normalisation``); None:
+    ``published`` for an imported encoder, ``release`` otherwise. Recorded in every result row."""
     workers: int = 4
     seed: int = 0
     out_dir: str = "data/runs/benchmark"

@@ -140,7 +140,16 @@ class BenchmarkRunConfig(Config):
         default=_BENCHMARK.weight_decay, description="null: the published one per dataset"
     )
     frozen_bn: str = Field(default=_BENCHMARK.frozen_bn, description="frozen parts' BatchNorm: train or eval")
-    normalisation: str = Field(default=_BENCHMARK.normalisation, description="release or published")
+    encoder: str | None = Field(
+        default=None,
+        description="an encoder.pt to benchmark (e.g. published weights converted by `spectralforge "
+        "import-checkpoint`); null: the latest pretrained_encoder",
+    )
+    normalisation: str | None = Field(
+        default=_BENCHMARK.normalisation,
+        description="release or published per-band statistics; null: published for an imported encoder, "
+        "release otherwise",
+    )
     workers: int = _BENCHMARK.workers
     seed: int = _BENCHMARK.seed
     limit: int | None = _BENCHMARK.limit
@@ -237,5 +246,14 @@ def benchmark_results(
     launcher: TrainingLauncher,
 ) -> MaterializeResult:
     root = data_root.layout().root
-    settings = {**config.model_dump(), "encoder": latest_encoder(context), "data_root": str(root)}
+    settings = {
+        **config.model_dump(),
+        "encoder": config.encoder or latest_encoder(context),
+        "data_root": str(root),
+    }
+    if not Path(settings["encoder"]).is_file():
+        raise Failure(
+            description=f"encoder {settings['encoder']}: no such file (an encoder.pt, e.g. from "
+            "`spectralforge import-checkpoint`)"
+        )
     return launch(context, launcher, "benchmark", root, settings)

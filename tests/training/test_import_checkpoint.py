@@ -9,17 +9,27 @@ the other one. Every bad input exits 2 with one message naming the file, and wri
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from spectralforge.cli import main as cli
+from storage_schemas.release import STATISTICS, resolve_release
+from tests.training.test_benchmark import _cfg, labelled  # noqa: F401 (a fixture)
 from training import checkpoints
+from training.benchmark import run_benchmark
+from training.data import BandStatistics
+from training.import_checkpoint import import_checkpoint
 from training.models import load_encoder
 from training.models.loading import EncoderFileError
 from training.models.registry import build_encoder
+from training.normalisation import normalisation_for, published_table
+from training.reporting import Reporter
 
 BANDS = 202
 SIDE = {"spec_resnet50": 64, "spec_vit_s": 128}
@@ -274,3 +284,82 @@ def test_load_encoder_names_a_file_that_is_no_encoder(sources, tmp_path):
     cut.write_bytes(b"\x00" * 10)
     with pytest.raises(EncoderFileError, match=rf"{cut}: not a readable encoder.pt"):
         load_encoder(cut)
+
+
+def test_benchmark_any_encoder_with_the_published_statistics(labelled, tmp_path):  # noqa: F811
+    """An imported encoder (here: the fixture's tiny encoder, exported as a published backbone) is
+    benchmarked with the published per-band statistics by default, its file's SHA-256 in every
+    row and no release to match; ``normalisation: release`` is the other choice, recorded too."""
+    layout, pretrained = labelled
+    state = torch.load(pretrained, weights_only=True)
+    released = tmp_path / "backbone.pth"
+    torch.save(dict(state["state_dict"]), released)
+    imported = tmp_path / "imported.pt"
+    import_checkpoint(
+        released, imported, state["model"], model_args=state["model_args"], bands=state["bands"]
+    )
+    sha = checkpoints.sha256(imported)
+    for choice, used in ((None, "published"), ("release", "release")):
+        cfg = dataclasses.replace(
+            _cfg(layout, imported, tmp_path, normalisation=choice), protocols=["frozen"]
+        )
+        rows = run_benchmark(cfg, Reporter())
+        assert [r["normalisation"] for r in rows] == [used, used]
+        assert all(r["encoder_sha256"] == sha and r["encoder"] == "spec_vit (imported)" for r in rows)
+        assert not any("release" in r["note"] for r in rows), "an imported encoder has no release to match"
+
+
+def test_published_statistics_are_matched_by_wavelength(released, tmp_path):
+    """The release's bands get the published mean and std of the same wavelength; a release with a
+    band the published table lacks keeps its own statistics and says why."""
+    release = resolve_release(released.releases, "latest")
+    own = BandStatistics.of_release(release)
+    chosen = normalisation_for("published", release, "enmap_nlcd")
+    wavelengths, mean, std = published_table()
+    index = [int(abs(wavelengths - w).argmin()) for w in own.wavelength_nm]
+    assert chosen.used == "published" and not chosen.why
+    np.testing.assert_array_equal(chosen.stats.mean, mean[index])
+    np.testing.assert_array_equal(chosen.stats.std, std[index])
+    assert not np.allclose(chosen.stats.mean, own.mean)
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    table = pd.read_csv(release / STATISTICS)
+    table.loc[3, "wavelength_nm"] += 2.0
+    table.to_csv(shifted / STATISTICS, index=False)
+    other = normalisation_for("published", shifted, "desis_cdl")
+    assert other.used == "release" and "not all among the 202 published SpectralEarth bands" in other.why
+    np.testing.assert_array_equal(other.stats.mean, table["mean"].to_numpy(np.float32))
+    with pytest.raises(LookupError, match="normalisation 'paper'"):
+        normalisation_for("paper", release, "enmap_nlcd")
+
+
+def test_benchmark_job_takes_any_encoder(labelled, tmp_path):  # noqa: F811
+    """``benchmark_results`` with ``encoder:`` runs that file (no pretrained_encoder needed) and
+    records its SHA-256; a path that is no file fails the step naming it."""
+    from dagster import DagsterInstance, materialize
+
+    from assets.training.defs import benchmark_results
+    from tests.training.test_training_assets import _resources
+
+    layout, pretrained = labelled
+    instance = DagsterInstance.ephemeral()
+    settings = {"datasets": ["enmap_corine"], "epochs": 1, "batch_size": 2, "encoder": str(pretrained)}
+    result = materialize(
+        [benchmark_results],
+        instance=instance,
+        resources=_resources(layout),
+        run_config={"ops": {"benchmark_results": {"config": settings}}},
+    )
+    assert result.success
+    (event,) = result.asset_materializations_for_node("benchmark_results")
+    assert event.metadata["encoder_sha256"].value == checkpoints.sha256(pretrained)
+    missing = str(tmp_path / "nowhere.pt")
+    result = materialize(
+        [benchmark_results],
+        instance=instance,
+        resources=_resources(layout),
+        run_config={"ops": {"benchmark_results": {"config": {**settings, "encoder": missing}}}},
+        raise_on_error=False,
+    )
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert f"encoder {missing}: no such file" in failure.step_failure_data.error.message

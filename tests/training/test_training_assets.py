@@ -80,27 +80,36 @@ def test_progressive_pretraining_continues_from_the_latest_encoder(trained, rele
 def test_the_dagster_run_configs_default_to_the_smoke_runs():
     """The fields are the entry points' less the paths; the defaults are the smoke run files'
     values over the entry points' defaults, so that one click in the UI starts the smoke run (the
-    paper's runs are named configs, validated in test_training_jobs.py)."""
+    paper's runs are named configs, validated in test_training_jobs.py). The benchmark's ``encoder``
+    is a path in the entry point and ``None`` (the latest pretrained_encoder) in Dagster."""
     from dataclasses import asdict, fields
 
     from assets.training.defs import BenchmarkRunConfig, PretrainRunConfig
     from training.config import BenchmarkConfig, PretrainConfig
 
-    for dagster_config, entry_config, paths, smoke, op in (
-        (PretrainRunConfig, PretrainConfig, {"data_root", "out_dir"}, "pretrain_smoke", "pretrained_encoder"),
+    for dagster_config, entry_config, paths, smoke, op, own in (
+        (
+            PretrainRunConfig,
+            PretrainConfig,
+            {"data_root", "out_dir"},
+            "pretrain_smoke",
+            "pretrained_encoder",
+            {},
+        ),
         (
             BenchmarkRunConfig,
             BenchmarkConfig,
             {"data_root", "out_dir", "encoder"},
             "benchmark_smoke",
             "benchmark_results",
+            {"encoder": None},
         ),
     ):
         entry = {f.name for f in fields(entry_config)}
-        assert set(dagster_config.model_fields) == entry - paths
+        assert set(dagster_config.model_fields) == (entry - paths) | set(own)
         smoke_config = yaml.safe_load((RUN_CONFIGS / f"{smoke}.yaml").read_text())["ops"][op]["config"]
         entry_defaults = {k: v for k, v in asdict(entry_config()).items() if k not in paths}
-        assert dagster_config().model_dump() == {**entry_defaults, **smoke_config}
+        assert dagster_config().model_dump() == {**entry_defaults, **smoke_config, **own}
     assert PretrainRunConfig().epochs < PretrainConfig().epochs, "not the paper's 100 epochs"
 
 
