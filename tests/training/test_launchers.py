@@ -55,6 +55,9 @@ def test_two_ddp_processes_train_and_rank_zero_reports(released, monkeypatch):
     assert saved["config"]["batch_size"] == 4 and len(saved["history"]) == 1
     assert event.metadata["processes"].value == 2
     assert event.metadata["epochs"].value == 1  # one report, not one per rank
+    logs = [e.user_message for run in instance.get_runs() for e in instance.all_logs(run.run_id)]
+    assert any("global batch 4 = 2 per process x 2 process(es)" in m for m in logs), logs[-20:]
+    assert any("CPU Gloo cannot run torch.nn.SyncBatchNorm" in m for m in logs)
 
 
 def _k8s(data_mount: str, processes: int = 4) -> KubernetesTrainingLauncher:
