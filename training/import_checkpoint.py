@@ -57,6 +57,7 @@ BRANCHES: dict[str, dict[str, str]] = {
 DEFAULT_BRANCH = {layout: next(iter(branches)) for layout, branches in BRANCHES.items()}
 DROPPED = ("resnet.fc.", "vit_core.head.")
 """Classifier heads of the released backbones: not part of an encoder."""
+LIGHTNING = {"moco": "MoCo", "dino": "DINO", "mae": "MAE"}
 BACKBONE_PREFIXES = ("spectral_adapter.", "resnet.", "vit_core.")
 PUBLISHED_BANDS = 202
 
@@ -158,32 +159,33 @@ def fill(
     for key, want in target.items():
         if key not in found:
             raise CheckpointImportError(
-                f"{path}: {what} has no {key!r}, which {model} needs; it {describe(found)}"
+                f"{path}: {what} has no {key!r}, which {model} needs; it {describe(found, layout_hint=False)}"
             )
         have = found[key]
         if tuple(have.shape) != tuple(want.shape):
             raise CheckpointImportError(
                 f"{path}: {what} has {key!r} of shape {tuple(have.shape)}, {model} needs "
-                f"{tuple(want.shape)}; it {describe(found)}"
+                f"{tuple(want.shape)}; it {describe(found, layout_hint=False)}"
             )
     extra = next((k for k in found if k not in target), None)
     if extra is not None:
         raise CheckpointImportError(
             f"{path}: {what} has {extra!r}, which {model} does not have (another architecture or depth); "
-            f"it {describe(found)}"
+            f"it {describe(found, layout_hint=False)}"
         )
     return {k: found[k].to(want.dtype).clone() for k, want in target.items()}
 
 
-def describe(tensors: Mapping[str, torch.Tensor]) -> str:
-    """What a key table looks like: its top-level key families, the layout they suggest, and the
-    backbone's architecture and width where they can be read off the shapes."""
+def describe(tensors: Mapping[str, torch.Tensor], layout_hint: bool = True) -> str:
+    """What a key table looks like: its top-level key families, the layout they suggest (unless
+    ``layout_hint`` is off: a backbone already taken out of its file), and the backbone's
+    architecture and width where they can be read off the shapes."""
     families = list(dict.fromkeys(k.split(".")[0] for k in tensors))
     shown = ", ".join(f"{f}.*" for f in families[:6]) + (", ..." if len(families) > 6 else "")
-    layout = detect_layout(tensors)
+    layout = detect_layout(tensors) if layout_hint else None
     parts = [f"holds keys {shown}"]
-    if layout in ("moco", "dino", "mae"):
-        parts.append(f"a {layout.upper()} Lightning checkpoint, try --layout {layout}")
+    if layout in LIGHTNING:
+        parts.append(f"a {LIGHTNING[layout]} Lightning checkpoint, try --layout {layout}")
         tensors = {k.removeprefix(BRANCHES[layout][DEFAULT_BRANCH[layout]]): v for k, v in tensors.items()}
     elif layout == "plain":
         parts.append("a plain backbone state dict (--layout plain)")
