@@ -363,3 +363,16 @@ def test_benchmark_job_takes_any_encoder(labelled, tmp_path):  # noqa: F811
     )
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     assert f"encoder {missing}: no such file" in failure.step_failure_data.error.message
+
+
+def test_the_benchmark_refuses_a_file_that_is_no_encoder(sources, tmp_path, capsys):
+    """A published file given to the benchmark unconverted: exit 2, the file and the fix named."""
+    from training.benchmark import main as benchmark
+
+    src, _ = sources("plain", "spec_vit_s")
+    config = tmp_path / "bench.yaml"
+    config.write_text(f"encoder: {src}\ndata_root: {tmp_path}\nout_dir: {tmp_path / 'out'}\n")
+    assert benchmark(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{src}: not an encoder.pt" in err and "spectralforge import-checkpoint" in err
+    assert not (tmp_path / "out").exists()
