@@ -133,7 +133,8 @@ class Encoder:
         name = self.state["model"] if self.state else "spec_resnet50"
         args = dict(self.state.get("model_args", {})) if self.state else {}
         if task == "segmentation" and name == "spec_resnet50":
-            name, args["dilated"] = "spec_resnet50_dilated", (False, True, True)  # same weights, stride 2
+            # the published segmentation backbone: the same weights, every stage dilated (128^2 maps)
+            name = "spec_resnet50_dilated"
         encoder = build_encoder(name, bands, **args)
         if self.state:
             encoder.load_state_dict(self.state["state_dict"])

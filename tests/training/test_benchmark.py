@@ -123,3 +123,16 @@ def test_a_dataset_of_another_release_is_refused_or_warned(labelled, tmp_path):
         run_benchmark(_cfg(layout, encoder, tmp_path), Reporter())
     rows = run_benchmark(_cfg(layout, encoder, tmp_path, release_mismatch="warn"), Reporter())
     assert rows and all(r["note"].startswith("release mismatch") for r in rows)
+
+
+def test_segmentation_runs_on_the_published_all_stage_dilated_resnet():
+    """Spec. ResNet-50's weights go into the published segmentation backbone: no stride left."""
+    from training.benchmark import Encoder
+    from training.models import build_encoder
+
+    tiny = {"layers": (1, 1, 1, 1), "widths": (8, 16, 32, 64)}
+    saved = build_encoder("spec_resnet50", 7, **tiny)
+    state = {"model": "spec_resnet50", "model_args": tiny, "bands": 7, "state_dict": saved.state_dict()}
+    segmentation = Encoder(state, "").build(7, "segmentation")
+    assert segmentation.output_stride == 1
+    assert Encoder(state, "").build(7, "multilabel").output_stride == 16
