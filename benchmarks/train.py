@@ -55,6 +55,12 @@ def loader_rate(dataset: PretrainDataset, batch: int, workers: int, batches: int
     return images / (time.perf_counter() - started)
 
 
+def _cycle(loader):
+    """The loader's batches again and again (a small release has fewer batches than steps)."""
+    while True:
+        yield from loader
+
+
 def model_rate(model: str, method: str, stats, batch: int, px: int, steps: int, device, loader=None) -> float:
     """Images/s of training steps: on random tensors, or on the loader's batches when given."""
     r = recipe(method)
@@ -69,7 +75,7 @@ def model_rate(model: str, method: str, stats, batch: int, px: int, steps: int, 
         image = torch.randn(batch, bands, 128, 128)
         return {"view1": image, "view2": image.clone(), "image": image, "location": ["x"] * batch}
 
-    batches = iter(loader) if loader is not None else None
+    batches = _cycle(loader) if loader is not None else None
     times = []
     for step in range(steps + 1):  # the first step warms up (allocations, cudnn autotuning)
         item = stats.normalise_items(next(batches), device) if batches is not None else fake()
