@@ -52,7 +52,7 @@ from training.distributed import Placement, place
 from training.downstream import BestEpoch, Precision, augment, cosine_schedule, per_process_batch, recipe_for
 from training.metrics import ConfusionMatrix, MultiLabelCounts
 from training.models.loading import read_encoder_file
-from training.models.registry import build_encoder, build_head
+from training.models.registry import build_encoder, build_head, task_logits
 from training.normalisation import normalisation_for
 from training.protocols import FROZEN_BN, apply_protocol, check_protocol, set_train_mode
 from training.reporting import Reporter, reporter
@@ -232,12 +232,12 @@ class Outcome:
 class _Net(torch.nn.Module):
     """Encoder + head as one module, for one DDP wrapper over both."""
 
-    def __init__(self, encoder: torch.nn.Module, head: torch.nn.Module) -> None:
+    def __init__(self, encoder: torch.nn.Module, head: torch.nn.Module, task: str) -> None:
         super().__init__()
-        self.encoder, self.head = encoder, head
+        self.encoder, self.head, self.task = encoder, head, task
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder.forward_features(images), size=images.shape[-2:])
+        return task_logits(self.encoder, self.head, images, self.task)
 
 
 def run_protocol(
@@ -261,7 +261,7 @@ def run_protocol(
     optimizer = torch.optim.AdamW(setup.param_groups, lr=cfg.lr, weight_decay=settings.weight_decay)
     schedule = cosine_schedule(optimizer, cfg.epochs)
     precision = Precision(device, cfg.amp)
-    net = _Net(model_encoder, head)
+    net = _Net(model_encoder, head, task)
     if placement.world > 1:
         if device.type == "cuda":
             net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
@@ -339,7 +339,7 @@ def validation_loss(
     for batch in _batches(val, batch_size, cfg):
         images, target = batch["image"].to(device), batch["target"].to(device)
         with precision.autocast():
-            logits = head(encoder.forward_features(images), size=images.shape[-2:])
+            logits = task_logits(encoder, head, images, task)
         total += float(_loss(logits.float(), target, task, val.ignore_index)) * len(images)
         count += len(images)
     return total / count if count else math.nan
@@ -359,7 +359,7 @@ def evaluate(
     matrix = None if counts else ConfusionMatrix(test.num_classes, test.ignore_index)
     for batch in _batches(test, batch_size, cfg):
         images, target = batch["image"].to(device), batch["target"].to(device)
-        logits = head(encoder.forward_features(images), size=images.shape[-2:]).float()
+        logits = task_logits(encoder, head, images, task).float()
         if counts:
             counts.update(logits, target)
         else:

@@ -136,3 +136,19 @@ def test_segmentation_runs_on_the_published_all_stage_dilated_resnet():
     segmentation = Encoder(state, "").build(7, "segmentation")
     assert segmentation.output_stride == 1
     assert Encoder(state, "").build(7, "multilabel").output_stride == 16
+
+
+def test_benchmark_heads_read_the_class_token_of_a_vit_and_the_map_for_segmentation():
+    """As published: a multi-label head on the class token, a segmentation head on the token map."""
+    from training.benchmark import _Net
+    from training.models import build_encoder, build_head
+
+    torch.manual_seed(0)
+    vit = build_encoder("spec_vit", 7, embed_dim=32, depth=1, num_heads=2).eval()
+    images = torch.randn(2, 7, 128, 128)
+    multilabel = build_head("multilabel", vit, 3).eval()
+    logits = _Net(vit, multilabel, "multilabel")(images)
+    torch.testing.assert_close(logits, multilabel(vit(images)))  # the class token after the norm
+    assert not torch.allclose(logits, multilabel(vit.forward_features(images)))  # not the pooled map
+    segmentation = build_head("segmentation", vit, 4).eval()
+    assert _Net(vit, segmentation, "segmentation")(images).shape == (2, 4, 128, 128)

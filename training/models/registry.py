@@ -113,6 +113,13 @@ def build_head(task: str, encoder: Encoder, num_classes: int, **kw: Any) -> nn.M
     raise KeyError(f"unknown task {task!r}; known: classification, multilabel, segmentation, regression")
 
 
+def task_logits(encoder: nn.Module, head: nn.Module, images: torch.Tensor, task: str) -> torch.Tensor:
+    """The head's logits for ``task``: a segmentation head reads the feature map, every other head
+    the pooled embedding ``encoder(images)`` (the class token of a published ViT, as published)."""
+    features = encoder.forward_features(images) if task in SEGMENTATION_TASKS else encoder(images)
+    return head(features, size=tuple(images.shape[-2:]))
+
+
 class TaskModel(nn.Module):
     """Encoder + head; ``forward(images)`` returns the head's logits (see subclasses).
 
@@ -128,11 +135,7 @@ class TaskModel(nn.Module):
         self.head = head
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.task in SEGMENTATION_TASKS:
-            features = self.encoder.forward_features(images)
-        else:
-            features = self.encoder(images)
-        return self.head(features, size=tuple(images.shape[-2:]))
+        return task_logits(self.encoder, self.head, images, self.task)
 
 
 class ClassificationModel(TaskModel):
