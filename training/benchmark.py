@@ -190,7 +190,9 @@ def check_release(dataset: LabelDataset, encoder: Encoder, cfg: BenchmarkConfig,
     if dataset.release == encoder.release:
         return ""
     name = dataset.attrs["name"]
-    message = f"{name} was built from release {dataset.release}, the encoder from {encoder.release}"
+    message = (
+        f"{name} was built from release {dataset.release}, the encoder {cfg.encoder} from {encoder.release}"
+    )
     if cfg.release_mismatch == "refuse":
         raise ReleaseMismatchError(f"{message}: rebuild the label dataset or set release_mismatch: warn")
     report.info(f"warning: {message}")
