@@ -125,7 +125,7 @@ class BenchmarkRunConfig(Config):
     datasets: list[str] = Field(default_factory=lambda: list(_BENCHMARK.datasets))
     protocols: list[str] = Field(default_factory=lambda: list(_BENCHMARK.protocols))
     unfreeze_first: list[int] = Field(
-        default_factory=lambda: list(_BENCHMARK.unfreeze_first), description="a first_<n> protocol per n"
+        default_factory=lambda: list(_BENCHMARK.unfreeze_first), description="a `first_<n>` protocol per n"
     )
     random_init: list[str] = Field(
         default_factory=lambda: list(_BENCHMARK.random_init),
