@@ -102,8 +102,10 @@ def tiles_sensor(chain: Chain):
         plan = plan_registration(
             tiles, registered, TILES_PER_RUN, MAX_NEW_TILES_PER_TICK, None if current else coverage.expected
         )
-        _report_missing(context, chain, sorted(set(plan.missing) - set(cursor.get("missing", []))))
-        _report_broken(context, chain, sorted(set(plan.broken) - set(cursor.get("broken", []))))
+        newly_missing = sorted(set(plan.missing) - set(cursor.get("missing", [])))
+        _report_tiles(context, chain, newly_missing, MISSING, "tiles_missing")
+        newly_broken = sorted(set(plan.broken) - set(cursor.get("broken", [])))
+        _report_tiles(context, chain, newly_broken, BROKEN, "tiles_broken")
         busy = tiles_of_runs(
             (
                 r.tags
@@ -164,31 +166,22 @@ def _request(chain: Chain, why: str, store_id: int, batch: list[str], sensor_nam
     )
 
 
-def _report_missing(context: SensorEvaluationContext, chain: Chain, newly_missing: list[str]) -> None:
-    """Tiles whose product left the archive: a warning in the tick's log and an alert."""
-    if not newly_missing:
+def _report_tiles(
+    context: SensorEvaluationContext, chain: Chain, tiles: list[str], what: str, kind: str
+) -> None:
+    """Tiles that newly changed state (``what`` says how): a warning in the tick's log and an alert."""
+    if not tiles:
         return
-    summary = (
-        f"{len(newly_missing)} {chain.partitions} tile(s) left the archive (kept, marked missing in "
-        "the catalog): " + ", ".join(newly_missing[:20])
-    )
+    summary = f"{len(tiles)} {chain.partitions} tile(s) {what}: " + ", ".join(tiles[:20])
     context.log.warning(summary)
-    post_alert(
-        summary, {"sensor": f"{chain.partitions}_sensor", "tiles": newly_missing}, kind="tiles_missing"
-    )
+    post_alert(summary, {"sensor": f"{chain.partitions}_sensor", "tiles": tiles}, kind=kind)
 
 
-def _report_broken(context: SensorEvaluationContext, chain: Chain, newly_broken: list[str]) -> None:
-    """Tiles whose product is still in the archive but broken: not "left the archive"; their
-    partitions are not run again until the product is fixed, their committed patches stay."""
-    if not newly_broken:
-        return
-    summary = (
-        f"{len(newly_broken)} {chain.partitions} tile(s) are in the archive but broken (marked broken in "
-        "the catalog, with the reason; their released patches are kept): " + ", ".join(newly_broken[:20])
-    )
-    context.log.warning(summary)
-    post_alert(summary, {"sensor": f"{chain.partitions}_sensor", "tiles": newly_broken}, kind="tiles_broken")
+MISSING = "left the archive (kept, marked missing in the catalog)"
+BROKEN = (
+    "are in the archive but broken (marked broken in the catalog, with the reason; their released "
+    "patches are kept; their partitions are not run again until the product is fixed)"
+)
 
 
 TILE_SENSORS = {name: tiles_sensor(chain) for name, chain in CHAINS.items()}
