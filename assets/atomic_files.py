@@ -11,6 +11,11 @@ Every rename of a file or folder the pipeline writes goes through :func:`rename_
 or :func:`rename_folder_durably` (folders), and every rewritten file through
 :func:`replace_atomically`: one piece of code for one idea.
 
+On an object store (a remote root, :mod:`assets.object_store`) there is no rename and no fsync, but
+a PUT is atomic and durable once it returns: :func:`replace_atomically` writes the temporary file
+locally and PUTs it whole under the final key; :func:`make_folders` has nothing to make; a rename
+is refused (a caller that renames on disk writes the final key at once there).
+
 ``SPECTRALFORGE_FSYNC=0`` turns the fsyncs off (renames stay atomic): for benchmarks that measure
 what durability costs; never in production.
 """
@@ -25,6 +30,9 @@ from pathlib import Path
 import geopandas as gpd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from assets.object_store import put_file, remove
+from storage_schemas.paths import StoragePath, is_remote
 
 FSYNC_ENV = "SPECTRALFORGE_FSYNC"
 """``0`` turns fsync off: for benchmarks; never in production."""
@@ -45,10 +53,11 @@ def fsync_path(path: Path | str) -> None:
         os.close(fd)
 
 
-def make_folders(folder: Path) -> None:
+def make_folders(folder: StoragePath) -> None:
     """``folder.mkdir(parents=True, exist_ok=True)``, with the parent of each folder it creates
-    fsynced, so a new file's folder is as durable as the file."""
-    if folder.is_dir():
+    fsynced, so a new file's folder is as durable as the file. Nothing on an object store (a key
+    needs no folder)."""
+    if is_remote(folder) or folder.is_dir():
         return
     missing = [folder, *(p for p in folder.parents if not p.is_dir())]
     for new in reversed(missing):
@@ -84,9 +93,13 @@ def rename_folder_durably(src: Path | str, dst: Path | str, *, contents: bool = 
     _fsync_parents(src, dst)
 
 
-def remove_durably(path: Path) -> None:
+def remove_durably(path: StoragePath) -> None:
     """Unlink ``path`` (when there) and fsync its folder, so the removal holds before what follows
-    (a removed rewrite marker must stay removed once the new commit record is in place)."""
+    (a removed rewrite marker must stay removed once the new commit record is in place). On an
+    object store one DELETE, which holds once it returns."""
+    if is_remote(path):
+        remove(path)
+        return
     path.unlink(missing_ok=True)
     fsync_path(path.parent)
 
@@ -97,10 +110,17 @@ def _fsync_parents(src: Path | str, dst: Path | str) -> None:
         fsync_path(parent)
 
 
-def replace_atomically(path: Path, write: Callable[[str], None]) -> None:
+def replace_atomically(path: StoragePath, write: Callable[[str], None]) -> None:
     """Call ``write(tmp)`` on a temporary path in the target folder (``.<name>.<pid>.<random>.tmp``:
     the pid tells a cleaner whether its writer still runs), then rename it durably over ``path``
-    (:func:`rename_durably`). A failing ``write`` leaves ``path`` as it was."""
+    (:func:`rename_durably`). A failing ``write`` leaves ``path`` as it was. On an object store
+    the temporary file is local and is PUT whole under ``path``."""
+    if is_remote(path):
+        with tempfile.TemporaryDirectory(prefix="spectralforge-put-") as folder:
+            tmp = os.path.join(folder, path.name)
+            write(tmp)
+            put_file(tmp, path)
+        return
     make_folders(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
@@ -125,22 +145,22 @@ def writer_alive(pid: int) -> bool:
     return True
 
 
-def write_bytes(path: Path, data: bytes) -> None:
+def write_bytes(path: StoragePath, data: bytes) -> None:
     """Bytes, written atomically and durably."""
     replace_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def write_text(path: Path, text: str) -> None:
+def write_text(path: StoragePath, text: str) -> None:
     """UTF-8 text, written atomically and durably."""
     replace_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
+def write_parquet(table: pa.Table, path: StoragePath) -> None:
     """A Parquet table (zstd), written atomically."""
     replace_atomically(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
-def write_geoparquet(frame: gpd.GeoDataFrame, path: Path) -> None:
+def write_geoparquet(frame: gpd.GeoDataFrame, path: StoragePath) -> None:
     """GeoParquet 1.1 with a bbox covering column (zstd), written atomically."""
     replace_atomically(
         path,

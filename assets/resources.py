@@ -7,11 +7,10 @@ parameters with them; ``pipelines/resources.py`` only chooses their settings per
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, StoragePath, storage_path
 
 MapFn = Callable[[Callable, Sequence], Iterable]
 
@@ -48,8 +47,8 @@ class LabelSourcesRoot(ConfigurableResource):
 
     path: str = ""
 
-    def root(self, layout: DataLayout) -> Path:
-        return Path(self.path or os.environ.get("SPECTRAL_LABEL_SOURCES") or layout.label_sources)
+    def root(self, layout: DataLayout) -> StoragePath:
+        return storage_path(self.path or os.environ.get("SPECTRAL_LABEL_SOURCES") or layout.label_sources)
 
 
 class DaskCluster(ConfigurableResource):
@@ -95,8 +94,11 @@ def _client_map(client) -> MapFn:
     def run(f: Callable, items: Sequence) -> list:
         if not items:
             return []
-        # ship the inputs as data, not inside the task graph (large graphs slow the scheduler)
-        scattered = client.scatter(list(items), hash=False)  # equal inputs of two maps stay two futures
-        return client.gather(client.map(f, scattered, pure=False))
+        # Each task carries its item, a small description with paths (workers read and write the data
+        # on the shared storage). Not scattered: scattered data lives only on the worker it was sent
+        # to, so a worker lost mid-map took its items along and the whole map failed
+        # (FutureCancelledError); a task's own arguments stay with the scheduler, which reruns a lost
+        # worker's tasks on the others (tests/pipelines/test_dask_cluster.py).
+        return client.gather(client.map(f, list(items), pure=False))
 
     return run

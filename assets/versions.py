@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from storage_schemas.paths import readable
 from storage_schemas.source_versions import VERSION_CHARS, source_version
 
 __all__ = ["data_version", "source_version", "table_digest"]
@@ -52,7 +53,7 @@ def _plain(dtype: pa.DataType) -> pa.DataType:
 
 def parquet_digest(path: Path, ignore: Iterable[str] = ()) -> str:
     """:func:`table_digest` of a Parquet file; ``"absent"`` when there is none yet."""
-    return table_digest(pq.read_table(path), ignore) if path.exists() else "absent"
+    return table_digest(pq.read_table(readable(path)), ignore) if path.exists() else "absent"
 
 
 def data_version(*digests: str) -> str:

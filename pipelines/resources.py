@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from dagster import EnvVar
 
 from assets.launchers import KubernetesTrainingLauncher, TrainingLauncher
 from assets.resources import DaskCluster, DataRoot, LabelSourcesRoot
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, storage_path
 
 #: what the production launcher needs from the environment, and what it may take (with defaults)
 KUBERNETES_TRAINING_REQUIRED = (
@@ -65,7 +64,7 @@ def data_roots(env: Mapping[str, str] = os.environ) -> tuple[DataRoot, LabelSour
     empty fields would work too, but the UI would show empty values instead of the folders in use."""
     enmap = DataLayout.from_env(env, "enmap")
     desis = DataLayout.from_env(env, "desis")
-    label_sources = Path(env.get("SPECTRAL_LABEL_SOURCES") or enmap.label_sources).expanduser().absolute()
+    label_sources = storage_path(env.get("SPECTRAL_LABEL_SOURCES") or enmap.label_sources)
     return (
         DataRoot(data_root=str(enmap.root), archive=str(enmap.archive), desis_archive=str(desis.archive)),
         LabelSourcesRoot(path=str(label_sources)),

@@ -29,6 +29,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, get_wor
 from storage_schemas.label_dataset import CLASSES, MULTI_HOT
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.patch_store import FILL, PATCHES_PER_SHARD
+from storage_schemas.paths import readable
 from storage_schemas.release import MANIFEST, PATCH_INDEX, STATISTICS
 
 
@@ -133,7 +134,7 @@ class PretrainDataset(Dataset):
         max_locations: int | None = None,
         raw: bool = False,
     ):
-        index = pd.read_parquet(release / PATCH_INDEX, columns=["slot", "location_id", "time"])
+        index = pd.read_parquet(readable(release / PATCH_INDEX), columns=["slot", "location_id", "time"])
         groups = index.sort_values(["location_id", "time", "slot"]).groupby("location_id", sort=True)["slot"]
         self.locations = list(groups.groups)
         self.slots = [np.asarray(s, dtype=np.int64) for _, s in groups]

@@ -27,6 +27,7 @@ from storage_schemas.catalog import (
     TILE_COLUMNS,
     TILE_FIELDS,
 )
+from storage_schemas.paths import readable
 
 _TILE_SCHEMA = pa.schema(TILE_FIELDS)
 
@@ -112,7 +113,7 @@ def read_tiles(path: Path) -> gpd.GeoDataFrame:
     """Read a catalog written by :func:`write_tiles` (an empty frame if there is none)."""
     if not path.exists():
         return empty_tiles()
-    frame = gpd.read_parquet(path)
+    frame = gpd.read_parquet(readable(path))
     for column in set(TILE_COLUMNS) - set(frame.columns):
         frame[column] = None  # a catalog written before the column (columns added since are nullable)
     return frame[TILE_COLUMNS]
@@ -128,4 +129,4 @@ def write_quarantine(frame: pd.DataFrame, path: Path) -> None:
 def read_quarantine(path: Path) -> pd.DataFrame:
     if not path.exists():
         return refusals_frame([], pd.Timestamp.now(tz="UTC"), STAGE_READ)
-    return pq.read_table(path).to_pandas()
+    return pq.read_table(readable(path)).to_pandas()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import xxhash
 
-from assets.archive.sources import gdal_path_of, is_in_zip, open_zip_member
+from assets.archive.sources import gdal_path_of, is_in_zip, open_zip_member, product_file
 
 ALGORITHM = "xxh3-128"
 BLOCK_BYTES = 8 << 20
@@ -49,7 +49,7 @@ def member_digest(archive_root: Path, product_path: str, member: str) -> str:
         with open_zip_member(archive_root, product_path, member) as (_, stream):
             _feed(digest, stream)
     else:
-        with open(gdal_path_of(archive_root, product_path, member), "rb") as stream:
+        with product_file(archive_root, product_path, member).open("rb") as stream:
             _feed(digest, stream)
     return f"{ALGORITHM}:{digest.hexdigest()}"
 

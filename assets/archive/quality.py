@@ -18,8 +18,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from assets.archive.reader import GDAL_OPTIONS
-from assets.archive.sources import gdal_path_of
+from assets.archive.sources import gdal_env, gdal_path_of
 from assets.atomic_files import write_bytes, write_text
 from storage_schemas.catalog import COVER_COLUMNS
 from storage_schemas.enmap_product import NODATA, QUALITY_CLASS_BACKGROUND
@@ -79,7 +78,7 @@ def inspect_or_explain(archive_root: Path, row: dict, sensor: Sensor = ENMAP) ->
 def inspect_tile(archive_root: Path, row: dict, sensor: Sensor = ENMAP) -> TileQuality:
     """Measure one catalog row's masks (where ``sensor`` keeps them) and render its quicklook."""
     files = json.loads(row["files"])
-    with rasterio.Env(**GDAL_OPTIONS):
+    with gdal_env():
         with rasterio.open(gdal_path_of(archive_root, row["product_path"], files["image"])) as ds:
             wavelengths = np.asarray(row["wavelength_nm"])
             bands = [int(np.argmin(np.abs(wavelengths - nm))) + 1 for nm in RGB_NM]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,21 +38,23 @@ from assets.archive.sources import (
     ZipFiles,
     check_member_names,
     folder_checksum,
+    gdal_env,
     is_zip_name,
     nested_path,
+    open_zip,
     staged_folder,
     vsi_nested,
     zip_checksum,
 )
 from assets.archive.tiff_extent import NotATiffError, tiff_data_extent
 from assets.environment_faults import writing_under
+from assets.object_store import gdal_path
+from storage_schemas.paths import is_remote
 from storage_schemas.sensors import CLEANING_MASKS, ENMAP, Sensor
 
 REQUIRED_MASKS = CLEANING_MASKS
 """Masks the patch stage cleans with; a product without the files holding them cannot be cleaned."""
 ACCEPTED_DTYPES = ("int16", "float32")
-GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
-"""Do not list sibling files on open: a product folder has a dozen, a ZIP hundreds."""
 
 
 class ProductError(ValueError):
@@ -98,7 +101,7 @@ def read_container(
     result = ContainerResult(container)
     damage: dict[tuple[str, str], list[ContentChange]] = {}
     try:
-        with rasterio.Env(**GDAL_OPTIONS):
+        with gdal_env():
             if container.kind == FOLDER:
                 folder = root / container.path
                 result.checksum = folder_checksum(folder, sensor)
@@ -112,13 +115,14 @@ def read_container(
                 if result.unchanged:
                     return result
             else:
-                with zipfile.ZipFile(root / container.path) as archive:
+                with ExitStack() as stack:
+                    archive = open_zip(root / container.path, stack)
                     result.checksum = zip_checksum(archive)
                     damage = _damage(root, recorded)
                     if result.checksum == previous_checksum and not damage:
                         result.unchanged = True
                         return result
-                    _read_zip(archive, str(root / container.path), container.path, result, sensor)
+                    _read_zip(archive, gdal_path(root / container.path), container.path, result, sensor)
             _refuse_damaged(result, damage)
     except (
         OSError,
@@ -184,6 +188,12 @@ def staged_delivery(root: Path, container: Container, sensor: Sensor = ENMAP) ->
     manifest names this size and mtime of the tarball, else unpacked (again) now. DeliveryError
     for a bad tarball; EnvironmentFault (naming the staging folder) when the folder cannot be written
     (no space, permission, read-only file system), which fails the scan instead of quarantining."""
+    if is_remote(root):
+        raise DeliveryError(
+            f"{container.path}: a delivery tarball in an object-store archive ({root}) cannot be read in "
+            "place (gzip has no random access); unpack it into product ZIPs in the bucket, or keep "
+            "tarball deliveries on a local or mounted archive"
+        )
     folder = staged_folder(root, container.path)
     staged = current_staging(folder, container.size, container.mtime_ns)
     if staged is not None:

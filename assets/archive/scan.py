@@ -38,7 +38,9 @@ from assets.archive.deliveries import IGNORED_KINDS, current_staging, remove_sta
 from assets.archive.reader import ContainerResult, RecordedSources, read_container
 from assets.archive.record import Refusal
 from assets.archive.sources import TAR, Container, find_containers, staged_folder
+from assets.atomic_files import make_folders
 from assets.environment_faults import writing_under
+from assets.object_store import check_reachable
 from storage_schemas.catalog import (
     IN_ARCHIVE,
     STAGE_POLICY,
@@ -49,7 +51,7 @@ from storage_schemas.catalog import (
     ZIP_SEPARATOR,
 )
 from storage_schemas.patch_store import recorded_sources
-from storage_schemas.paths import DataLayout, sensor_paths, staging_root
+from storage_schemas.paths import DataLayout, is_remote, sensor_paths, staging_root
 from storage_schemas.sensors import ENMAP, Sensor, sensor_named
 
 MapFn = Callable[[Callable, Sequence], Iterable]
@@ -107,6 +109,7 @@ def scan_archive(
     now = pd.Timestamp.now(tz="UTC").floor("us")
     root = layout.archive
     sensor = sensor_named(layout.sensor)
+    check_reachable(root, f"the {sensor.mission} archive")
     if not root.is_dir():
         raise ArchiveError(
             f"the archive root {root} does not exist or is not a folder "
@@ -199,11 +202,12 @@ def scan_archive(
     }
     if write:
         with writing_under(layout.catalog_dir, "the catalog"):  # a full disk is not a product's fault
-            layout.catalog_dir.mkdir(parents=True, exist_ok=True)
+            make_folders(layout.catalog_dir)
             write_tiles(products, layout.products)
             write_tiles(tiles, layout.tiles)
             write_quarantine(quarantine, layout.quarantine)
-        if containers:  # an archive that lists nothing is refused below, its staged copies kept
+        if containers and not is_remote(root):  # nothing is staged for an object-store archive
+            # an archive that lists nothing is refused below, its staged copies kept
             tarballs = {c.path for c in containers if c.kind == TAR}
             with writing_under(staging_root(root), "the staging folder"):
                 stats["staged_removed"] = len(remove_stale_staging(staging_root(root), tarballs))

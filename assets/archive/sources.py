@@ -10,6 +10,12 @@ as ``/vsizip/{/vsizip/outer.zip/inner.ZIP}/...``); a ZIP with a member name that
 folder is refused whole. A gzip stream cannot be read in place at a useful speed, so tarballs are
 unpacked once into the staging folder (``assets.archive.deliveries``), and :func:`gdal_path_of`
 turns a ``<tarball>!/<member ZIP>`` product path into the path of the staged file.
+
+An archive on an object store (``s3://bucket/prefix``) is read in place the same way: one LIST of
+the prefix finds the containers (a "folder" is a key prefix, its mtime the newest LastModified),
+Python reads METADATA.XML and ZIP directories through ranged GETs (s3fs), and GDAL reads through
+``/vsis3/`` (``/vsizip//vsis3/...`` for ZIP members). Delivery tarballs there are refused with a
+reason: unpacking them needs a staging folder, which the object-store archive does not have yet.
 """
 
 from __future__ import annotations
@@ -24,9 +30,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import rasterio
+
+from assets.object_store import gdal_path, gdal_s3_options, list_objects, mtime_ns
 from storage_schemas.catalog import ZIP_SEPARATOR
-from storage_schemas.paths import staging_root
+from storage_schemas.paths import StoragePath, is_remote, staging_root
 from storage_schemas.sensors import ENMAP, Sensor
+
+GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+"""Do not list sibling files on open: a product folder has a dozen, a ZIP hundreds."""
+
+
+def gdal_env() -> rasterio.Env:
+    """The GDAL settings of every product read: :data:`GDAL_OPTIONS`, and the object store's
+    endpoint when the environment names one (:func:`assets.object_store.gdal_s3_options`)."""
+    return rasterio.Env(**GDAL_OPTIONS, **gdal_s3_options())
+
 
 HEAD_BYTES = 256 * 1024
 TAIL_BYTES = 128 * 1024
@@ -66,10 +85,13 @@ def is_tar_name(name: str) -> bool:
     return name.lower().endswith((".tar.gz", ".tgz", ".tar"))
 
 
-def find_containers(root: Path, sensor: Sensor = ENMAP) -> Iterator[Container]:
+def find_containers(root: StoragePath, sensor: Sensor = ENMAP) -> Iterator[Container]:
     """Walk the archive: every folder holding a ``*-METADATA.XML`` (the sensor's suffix) or named
     like a product is a product folder (not descended further); every ``*.zip`` file is a ZIP
     container, every ``*.tar.gz``/``*.tgz``/``*.tar`` file a delivery tarball."""
+    if is_remote(root):
+        yield from _find_remote_containers(root, sensor)
+        return
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -101,6 +123,51 @@ def find_containers(root: Path, sensor: Sensor = ENMAP) -> Iterator[Container]:
         )
 
 
+def _find_remote_containers(root: StoragePath, sensor: Sensor) -> Iterator[Container]:
+    """:func:`find_containers` over one listing of an object-store prefix, with the same rules and
+    the same order (depth first, names sorted): folders are key prefixes."""
+    objects = list_objects(root)
+    below: dict[str, list[str]] = {}
+    for key in objects:
+        parts = key.split("/")
+        for depth in range(len(parts)):
+            below.setdefault("/".join(parts[:depth]), []).append(key)
+
+    def walk(folder: str) -> Iterator[Container]:
+        prefix = f"{folder}/" if folder else ""
+        keys = below.get(folder, [])
+        files = sorted(k for k in keys if "/" not in k[len(prefix) :])
+        name = folder.rsplit("/", 1)[-1]
+        is_product = sensor.product_name.match(name) or any(k.endswith(sensor.metadata_suffix) for k in files)
+        if is_product and folder:
+            yield Container(
+                path=folder,
+                kind=FOLDER,
+                size=sum(objects[k]["size"] for k in files),
+                mtime_ns=max([mtime_ns(objects[k]) for k in files], default=0),
+            )
+            return
+        for key in files:
+            base = key.rsplit("/", 1)[-1]
+            kind = ZIP if is_zip_name(base) else TAR if is_tar_name(base) else None
+            if kind:
+                info = objects[key]
+                yield Container(path=key, kind=kind, size=info["size"], mtime_ns=mtime_ns(info))
+        subfolders = sorted({k[len(prefix) :].split("/", 1)[0] for k in keys if "/" in k[len(prefix) :]})
+        for sub in subfolders:
+            if sub[0] != ".":
+                yield from walk(f"{prefix}{sub}")
+
+    yield from walk("")
+
+
+def folder_entries(folder: StoragePath) -> dict[str, int]:
+    """File name -> size of the files directly in ``folder`` (a key prefix on an object store)."""
+    if is_remote(folder):
+        return {key: info["size"] for key, info in list_objects(folder).items() if "/" not in key}
+    return {e.name: e.stat().st_size for e in os.scandir(folder) if e.is_file()}
+
+
 def check_member_names(names: list[str]) -> None:
     """Refuse absolute names, drive letters and ``..`` components (the "zip slip")."""
     for name in names:
@@ -125,17 +192,17 @@ class ProductFiles:
 
 
 class FolderFiles(ProductFiles):
-    def __init__(self, folder: Path):
+    def __init__(self, folder: StoragePath):
         self.folder = folder
 
     def names(self) -> dict[str, int]:
-        return {e.name: e.stat().st_size for e in os.scandir(self.folder) if e.is_file()}
+        return folder_entries(self.folder)
 
     def open(self, name: str) -> BinaryIO:
-        return open(self.folder / name, "rb")
+        return (self.folder / name).open("rb")
 
     def gdal_path(self, name: str) -> str:
-        return str(self.folder / name)
+        return gdal_path(self.folder / name)
 
 
 class TreeFiles(ProductFiles):
@@ -184,19 +251,16 @@ def zip_checksum(archive: zipfile.ZipFile) -> str:
     return digest.hexdigest()
 
 
-def folder_checksum(folder: Path, sensor: Sensor = ENMAP) -> str:
+def folder_checksum(folder: StoragePath, sensor: Sensor = ENMAP) -> str:
     """Content checksum of a product folder: member names and sizes, and the bytes the catalog
     record is made of (head and tail of METADATA.XML, the header of the GeoTIFF). Reading the
     whole of a 4 MB XML and a 1 GB image for a checksum would cost more than the scan itself."""
     digest = hashlib.blake2b(digest_size=16)
     image = image_name(sensor)
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if not entry.is_file():
-            continue
-        size = entry.stat().st_size
-        digest.update(f"{entry.name}\0{size}\n".encode())
-        if entry.name.endswith(sensor.metadata_suffix) or image.search(entry.name):
-            with open(entry.path, "rb") as f:
+    for name, size in sorted(folder_entries(folder).items()):
+        digest.update(f"{name}\0{size}\n".encode())
+        if name.endswith(sensor.metadata_suffix) or image.search(name):
+            with (folder / name).open("rb") as f:
                 digest.update(f.read(HEAD_BYTES))
                 if size > HEAD_BYTES + TAIL_BYTES:
                     f.seek(size - TAIL_BYTES)
@@ -218,32 +282,46 @@ def is_in_zip(product_path: str) -> bool:
     return is_zip_name(product_path.split(ZIP_SEPARATOR)[0])
 
 
+def open_zip(path: StoragePath, stack: ExitStack) -> zipfile.ZipFile:
+    """The ZIP file ``path``, closed with ``stack``; on an object store read by ranged GETs."""
+    source = stack.enter_context(path.open("rb")) if is_remote(path) else path
+    return stack.enter_context(zipfile.ZipFile(source))
+
+
 @contextmanager
-def open_zip_member(root: Path, product_path: str, member: str) -> Iterator[tuple[zipfile.ZipInfo, BinaryIO]]:
+def open_zip_member(
+    root: StoragePath, product_path: str, member: str
+) -> Iterator[tuple[zipfile.ZipInfo, BinaryIO]]:
     """A member of a ZIP product (nested ZIPs included) as a Python stream, with its ZipInfo."""
     outer, *inner = product_path.split(ZIP_SEPARATOR)
     with ExitStack() as stack:
-        archive = stack.enter_context(zipfile.ZipFile(root / outer))
+        archive = open_zip(root / outer, stack)
         for name in inner:
             archive = stack.enter_context(zipfile.ZipFile(stack.enter_context(archive.open(name))))
         yield archive.getinfo(member), stack.enter_context(archive.open(member))
 
 
-def staged_folder(root: Path, tarball: str) -> Path:
+def staged_folder(root: StoragePath, tarball: str) -> StoragePath:
     """Where the delivery tarball at archive path ``tarball`` is unpacked (``staging_root``)."""
     return staging_root(root) / tarball
 
 
-def gdal_path_of(root: Path, product_path: str, member: str) -> str:
+def product_file(root: StoragePath, product_path: str, member: str) -> StoragePath:
+    """The file of a product that is not inside a ZIP: in its folder, or in the staging folder
+    for a product of a delivery tarball."""
+    outer, *inner = product_path.split(ZIP_SEPARATOR)
+    if is_tar_name(outer):
+        return staged_folder(root, outer).joinpath(*inner) / member
+    return root / outer / member
+
+
+def gdal_path_of(root: StoragePath, product_path: str, member: str) -> str:
     """GDAL path of a product file from its catalog ``product_path`` and member name; for a
     product in a delivery tarball, the file in the staging folder."""
     outer, *inner = product_path.split(ZIP_SEPARATOR)
-    base = root / outer
-    if is_tar_name(outer):
-        return str(staged_folder(root, outer).joinpath(*inner) / member)
-    if not inner and not is_zip_name(outer):
-        return str(base / member)
-    vsi = str(base)
+    if is_tar_name(outer) or (not inner and not is_zip_name(outer)):
+        return gdal_path(product_file(root, product_path, member))
+    vsi = gdal_path(root / outer)
     for name in inner:
         vsi = vsi_nested(vsi, name)
     return f"/vsizip/{vsi}/{member}"

@@ -22,6 +22,7 @@ import shapely
 from assets.atomic_files import write_parquet
 from assets.geometry.convex import holds_square
 from assets.geometry.metric import valid_areas
+from storage_schemas.paths import readable
 from storage_schemas.plan import OVERLAP_EDGE_SCHEMA, PATCH_M
 
 SAME_AREA = 0.999
@@ -131,7 +132,7 @@ def read_overlap_graph(path: Path, tile_ids: np.ndarray) -> OverlapGraph:
     """The graph written by :func:`write_overlap_graph`, its components recomputed for ``tile_ids``
     (isolated tiles have no edge row to carry theirs). Edges of tiles not in ``tile_ids`` (gone
     since the graph was written) are dropped."""
-    edges = pq.read_table(path).to_pandas() if path.exists() else _empty_edges()
+    edges = pq.read_table(readable(path)).to_pandas() if path.exists() else _empty_edges()
     known = set(tile_ids)
     edges = edges[edges["tile_a"].isin(known) & edges["tile_b"].isin(known)].drop(
         columns="component", errors="ignore"

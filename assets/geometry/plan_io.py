@@ -19,7 +19,7 @@ import shapely
 from assets.atomic_files import write_geoparquet, write_parquet
 from assets.geometry.metric import to_lonlat
 from assets.geometry.patch_plan import PatchPlan, empty_locations
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, readable
 from storage_schemas.plan import INTERSECTION_COLUMNS, LOCATION_COLUMNS, PATCH_SCHEMA
 
 
@@ -34,7 +34,7 @@ def read_intersections(path: Path) -> pd.DataFrame:
     """The tuples with ``polygon`` (metric, in ``epsg``) restored from WKB; empty if none."""
     if not path.exists():
         return pd.DataFrame(columns=[*INTERSECTION_COLUMNS[:-1], "polygon"])
-    table = pq.read_table(path, columns=INTERSECTION_COLUMNS[:-1]).to_pandas()
+    table = pq.read_table(readable(path), columns=INTERSECTION_COLUMNS[:-1]).to_pandas()
     table["tiles"] = table["tiles"].map(list)
     table["polygon"] = shapely.from_wkb(table["wkb_metric"].to_numpy()) if len(table) else np.zeros(0)
     return table
@@ -49,8 +49,8 @@ def write_plan(plan: PatchPlan, layout: DataLayout) -> None:
 def read_locations(path: Path) -> gpd.GeoDataFrame:
     if not path.exists():
         return empty_locations()
-    return gpd.read_parquet(path)[LOCATION_COLUMNS]
+    return gpd.read_parquet(readable(path))[LOCATION_COLUMNS]
 
 
 def read_patches(path: Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+    return pq.read_table(readable(path)).to_pandas()

@@ -47,6 +47,7 @@ from assets.labels.splits import (
 from assets.patches.store import open_store, store_bands
 from storage_schemas.label_dataset import CLASSES, MASK, SAMPLE_COORDS, SPLIT_NAMES, dataset_path
 from storage_schemas.label_products import LabelProduct, class_map_of
+from storage_schemas.paths import readable
 from storage_schemas.release import MANIFEST, PATCH_INDEX
 
 
@@ -97,7 +98,7 @@ def build_label_dataset(
             f"{product.name}: no usable {product.source} raster: " + "; ".join(sources.problems)
         )
     manifest = json.loads((release / MANIFEST).read_text())
-    selection = select_patches(pd.read_parquet(release / PATCH_INDEX), product, sources)
+    selection = select_patches(pd.read_parquet(readable(release / PATCH_INDEX)), product, sources)
     left = [selection.left_out]
     if selection.candidates.empty:
         raise LabelBuildError(

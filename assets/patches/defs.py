@@ -54,7 +54,7 @@ from assets.ui_metadata import figure_metadata, schema_metadata
 from assets.versions import data_version, source_version, table_digest
 from storage_schemas.band_filter import BAND_FILTERS
 from storage_schemas.patch_store import PATCHES_PER_SHARD, CommitRecord, StoreLayoutError
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, readable
 from storage_schemas.release import FIGURES, MANIFEST, PATCH_INDEX, PATCH_INDEX_SCHEMA
 from storage_schemas.sensors import sensor_named
 
@@ -318,7 +318,7 @@ def _drops_since_latest(layout: DataLayout, content: ReleaseContent, catalog, pl
         folder = release_folder(layout, "latest")
     except ReleaseNotFoundError:
         return None
-    previous = pd.read_parquet(folder / PATCH_INDEX, columns=["location_id", "tile_id"])
+    previous = pd.read_parquet(readable(folder / PATCH_INDEX), columns=["location_id", "tile_id"])
     return dropped_patches(folder.name, previous, content, catalog, plan_patches, read_commits(layout.store))
 
 

@@ -25,7 +25,7 @@ from assets.patches.release_publish import release_folder
 from assets.patches.store import open_store
 from storage_schemas.enmap_product import NODATA
 from storage_schemas.patch_store import PATCHES_PER_SHARD, REFLECTANCE, transform_of
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, readable
 from storage_schemas.release import MANIFEST, PATCH_INDEX, STATISTICS
 
 SENSOR_FOLDER = "enmap"
@@ -45,7 +45,7 @@ def patch_file(out: Path, location_id: str, tile_id: str) -> Path:
 def export_release(layout: DataLayout, version: str, out: Path, workers: int = 2) -> ExportSummary:
     folder = release_folder(layout, version)
     manifest = json.loads((folder / MANIFEST).read_text())
-    index = pd.read_parquet(folder / PATCH_INDEX)
+    index = pd.read_parquet(readable(folder / PATCH_INDEX))
     bands = pd.read_csv(folder / STATISTICS)
     reflectance = open_store(layout.root / manifest["store"])[REFLECTANCE]
     descriptions = band_descriptions(bands["band"], bands["wavelength_nm"])

@@ -13,6 +13,9 @@ removes:
   never touched. (Not by trying the other tile's lock: holding it even briefly would make that
   tile's own run, starting at that moment, fail as busy.)
 
+On an object store nothing is left: a shard and a record are each one PUT of the whole object
+(:mod:`assets.object_store`), which a killed writer either completed or never made visible.
+
 Assumption: every writer of a store runs on one host (the pipeline's local Dask workers), as the
 pid check needs; on a store shared between hosts only the age rule would be safe.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from assets.atomic_files import writer_alive
 from storage_schemas.patch_store import COMMITS, REFLECTANCE, REWRITING, shard_path
+from storage_schemas.paths import StoragePath, is_remote
 
 PARTIAL = ".partial"
 """Suffix of a shard being written (the same as Zarr-Python's)."""
@@ -37,9 +41,11 @@ def partial_name(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}{PARTIAL}")
 
 
-def remove_leftovers(store: Path, tile_id: str, shards: list[int]) -> list[Path]:
+def remove_leftovers(store: StoragePath, tile_id: str, shards: list[int]) -> list[Path]:
     """Remove the tile's own leftovers and every abandoned one of other tiles (module docstring);
-    call it holding the tile's writer lock. Returns what was removed."""
+    call it holding the tile's writer lock. Returns what was removed (nothing on an object store)."""
+    if is_remote(store):
+        return []
     removed = []
     for shard in shards:
         path = shard_path(store, shard)

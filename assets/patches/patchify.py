@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,6 +24,7 @@ from assets.archive.catalog_io import read_tiles
 from assets.archive.quality import RGB_NM, decimate, quicklook_png
 from assets.atomic_files import make_folders, rename_durably
 from assets.environment_faults import environment_fault
+from assets.object_store import put_bytes, remove
 from assets.patches.commit import (
     TileBusyError,
     clear_rewriting,
@@ -49,7 +49,7 @@ from storage_schemas.patch_store import (
     recorded_sources,
     shard_path,
 )
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, StoragePath, is_remote
 from storage_schemas.plan import PATCH_PX
 from storage_schemas.sensors import ENMAP, Sensor, sensor_named
 from storage_schemas.shard_codec import encode_chunk, shard_parts
@@ -63,8 +63,8 @@ TILES_PER_TASK = 4
 class TileJob:
     """One tile's work: its catalog row and the slots the store gave it."""
 
-    store: Path
-    archive: Path
+    store: StoragePath
+    archive: StoragePath
     row: dict
     slots: pd.DataFrame
     """Columns slot, location_id, epsg, x0, y0, same_grid (padding slots have location_id '')."""
@@ -269,10 +269,16 @@ def _cut_and_write(job: TileJob, tile: TilePixels, shards: list[int]) -> tuple[C
     return record, outcome
 
 
-def _write_shard(store: Path, shard: int, chunks: list[bytes | None]) -> None:
+def _write_shard(store: StoragePath, shard: int, chunks: list[bytes | None]) -> None:
     """One shard file, atomically and durably (temporary name, fsync, rename, fsync of its folder);
     no file when nothing is stored, as Zarr does for a shard of fill values."""
     path = shard_path(store, shard)
+    if is_remote(path):  # one PUT: readers see the old shard or the whole new one
+        if all(c is None for c in chunks):
+            remove(path)
+        else:
+            put_bytes(path, b"".join(shard_parts(chunks)))
+        return
     if all(c is None for c in chunks):
         path.unlink(missing_ok=True)
         return

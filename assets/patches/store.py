@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
+from assets.object_store import remove_tree
 from storage_schemas.band_filter import BandFilter
 from storage_schemas.patch_store import (
     BAND_COORDS,
@@ -37,6 +37,7 @@ from storage_schemas.patch_store import (
     check_layout,
     layout_attrs,
 )
+from storage_schemas.paths import StoragePath, is_remote, zarr_location
 from storage_schemas.plan import PATCH_PX
 
 _CODECS = {"blosc": BloscCodec, "zstd": ZstdCodec, "gzip": GzipCodec}
@@ -63,12 +64,13 @@ class StoreBands:
         return len(self.layer)
 
 
-def create_store(path: Path, bands: StoreBands, band_filter: BandFilter, sensor: str = "enmap") -> zarr.Group:
+def create_store(
+    path: StoragePath, bands: StoreBands, band_filter: BandFilter, sensor: str = "enmap"
+) -> zarr.Group:
     """An empty store of one sensor's patches: the reflectance array with no slots, band
     coordinates, the commits group."""
-    group = zarr.create_group(
-        path, zarr_format=3, attributes=layout_attrs(band_filter.describe(), CODEC_CHOICE, sensor)
-    )
+    attributes = layout_attrs(band_filter.describe(), CODEC_CHOICE, sensor)
+    group = zarr.create_group(zarr_location(path), zarr_format=3, attributes=attributes)
     create_reflectance(group, len(bands), DIMS, tuple(PATCH_COORDS))
     write_band_coords(group, bands)
     for name, dtype in PATCH_COORDS.items():
@@ -126,12 +128,12 @@ def write_band_coords(group: zarr.Group, bands: StoreBands) -> None:
         array[:] = np.asarray(values[name], dtype=dtype)
 
 
-def open_store(path: Path, mode: str = "r", sensor: str | None = None) -> zarr.Group:
+def open_store(path: StoragePath, mode: str = "r", sensor: str | None = None) -> zarr.Group:
     """Open an existing store, refusing one of another layout version, or of another sensor than
     ``sensor`` when given (:class:`StoreLayoutError`)."""
     if not (path / "zarr.json").is_file():
         raise FileNotFoundError(f"{path}: no patch store here (materialise patch_store first)")
-    group = zarr.open_group(path, mode=mode, zarr_format=3)
+    group = zarr.open_group(zarr_location(path), mode=mode, zarr_format=3)
     check_layout(dict(group.attrs), str(path), sensor)
     return group
 
@@ -221,7 +223,9 @@ def _to_micros(acquired: pd.Series) -> np.ndarray:
     return out
 
 
-def remove_store(path: Path) -> None:
+def remove_store(path: StoragePath) -> None:
     """Delete a store (``patch_store`` with ``recreate``); the release folders are kept."""
-    if path.exists():
+    if is_remote(path):
+        remove_tree(path)
+    elif path.exists():
         shutil.rmtree(path)

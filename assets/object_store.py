@@ -1,0 +1,197 @@
+"""Reading and writing objects when a root is an object-store URL (``s3://bucket/prefix``).
+
+Why these few functions and not a file system everywhere: an object store has no rename, no
+``flock`` and no ``fsync``, but a PUT is atomic (a reader sees the old object or the whole new
+one, never a part). So every writer that on disk writes a temporary file and renames it writes the
+final key in one PUT instead, and every "commit last" rule of the store still holds: the commit
+record is PUT after the shards it describes. The pipeline code asks :func:`is_remote` and, where the
+two differ, calls one of these.
+
+Library: fsspec's ``s3fs`` (through :class:`upath.UPath`), the one zarr, pandas, geopandas and
+xarray already take ``s3://`` URLs with, and GDAL's ``/vsis3/`` for raster headers (the scan and
+the quality step). ``benchmarks/object_store.py`` measures s3fs against obstore and GDAL; see the
+README ("Object storage") for the numbers and why s3fs.
+
+Credentials and endpoint come from the AWS environment, read by botocore (s3fs) and translated
+for GDAL (:func:`gdal_s3_options`); nothing is hard-coded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from storage_schemas.paths import StoragePath, is_remote
+
+T = TypeVar("T")
+
+RETRIES = 5
+"""Attempts of one object operation before its error is raised, naming the URL."""
+BACKOFF_S = 0.2
+"""First wait between attempts; it doubles each time (with jitter): 0.2, 0.4, 0.8, 1.6 s."""
+TRANSIENT_CODES = {"500", "502", "503", "504", "SlowDown", "RequestTimeout", "InternalError", "Throttling"}
+
+
+class ObjectStoreError(OSError):
+    """An object operation failed for good; the message names the URL and the cause."""
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    status = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")) if response else ""
+    return code or status
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Throttling, 5xx answers and dropped connections: worth another attempt. A missing key,
+    a missing bucket or refused credentials are not."""
+    if isinstance(exc, FileNotFoundError | PermissionError):
+        return False
+    names = {type(e).__name__ for e in _chain(exc)}
+    if names & {"ConnectionError", "EndpointConnectionError", "ReadTimeoutError", "ConnectionClosedError"}:
+        return True
+    if names & {"ServerDisconnectedError", "ClientOSError", "ClientPayloadError", "TimeoutError"}:
+        return True
+    return any(_error_code(e) in TRANSIENT_CODES for e in _chain(exc))
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def with_retries(what: str, url: str, operation: Callable[[], T], attempts: int = RETRIES) -> T:
+    """``operation()``, again after a transient error (backoff doubling from :data:`BACKOFF_S`);
+    the last error, or the first one that is not transient, is raised as
+    :class:`ObjectStoreError` naming ``what`` and ``url``."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except Exception as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            transient = is_transient(exc)
+            if transient and attempt < attempts:
+                time.sleep(BACKOFF_S * 2 ** (attempt - 1) * (0.5 + random.random()))
+                continue
+            tries = f" after {attempt} attempts" if transient else ""
+            raise ObjectStoreError(f"{url}: {what} failed{tries}: {type(exc).__name__}: {exc}") from exc
+    raise AssertionError("unreachable")
+
+
+def put_bytes(path: StoragePath, data: bytes | bytearray | memoryview) -> None:
+    """One whole object in one PUT (atomic for readers), retried when the store is flaky."""
+    with_retries("PUT", str(path), lambda: path.fs.pipe_file(path.path, bytes(data)))
+
+
+def put_file(local: str | os.PathLike[str], path: StoragePath) -> None:
+    """A local file's bytes as the object ``path`` (multipart above s3fs's block size: completed
+    at once, so still never seen half-written)."""
+    with_retries("PUT", str(path), lambda: path.fs.put_file(os.fspath(local), path.path))
+
+
+def get_bytes(path: StoragePath) -> bytes:
+    """A whole object in one GET (a missing key stays a FileNotFoundError)."""
+    if not is_remote(path):
+        return path.read_bytes()
+    return with_retries("GET", str(path), lambda: path.fs.cat_file(path.path))
+
+
+def remove(path: StoragePath) -> None:
+    """Delete one object when it is there."""
+
+    def delete() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.fs.rm_file(path.path)
+
+    with_retries("DELETE", str(path), delete)
+
+
+def remove_tree(path: StoragePath) -> None:
+    """Delete every object under the prefix ``path``."""
+    if path.fs.exists(path.path):
+        with_retries("DELETE", str(path), lambda: path.fs.rm(path.path, recursive=True))
+
+
+def list_objects(prefix: StoragePath) -> dict[str, dict]:
+    """Key (relative to ``prefix``, '/'-separated) -> listing entry (``size``, ``LastModified``)
+    of every object below ``prefix``: one paginated LIST, however many "folders"."""
+    base = prefix.path.rstrip("/") + "/"
+
+    def find() -> dict:
+        return prefix.fs.find(prefix.path, withdirs=False, detail=True)
+
+    try:
+        found = with_retries("LIST", str(prefix), find)
+    except FileNotFoundError:
+        return {}
+    return {key[len(base) :]: info for key, info in found.items() if key.startswith(base)}
+
+
+def mtime_ns(info: Mapping) -> int:
+    """Nanoseconds since the epoch of an object's LastModified (its "mtime")."""
+    modified = info.get("LastModified") or info.get("mtime")
+    if modified is None:
+        return 0
+    return int(modified.timestamp() * 1e9) if hasattr(modified, "timestamp") else int(float(modified) * 1e9)
+
+
+def check_reachable(path: StoragePath, role: str) -> None:
+    """Fail at once, naming the URL, when the bucket of ``path`` does not exist or the
+    credentials are missing or refused: before a run starts work it could not finish."""
+    if not is_remote(path):
+        return
+    bucket = path.path.split("/", 1)[0]
+    env = os.environ
+    named = env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE") or env.get("AWS_WEB_IDENTITY_TOKEN_FILE")
+    shared = os.path.expanduser(env.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
+    if not named and not os.path.exists(shared):
+        raise ObjectStoreError(
+            f"{path} ({role}): no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "AWS_PROFILE or a web identity token)"
+        )
+    try:
+        with_retries("LIST", f"s3://{bucket}", lambda: path.fs.ls(bucket, refresh=True), attempts=2)
+    except FileNotFoundError:
+        raise ObjectStoreError(f"{path} ({role}): bucket {bucket!r} does not exist") from None
+    except ObjectStoreError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, PermissionError) or _error_code(cause or exc) in {
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "403",
+        }:
+            raise ObjectStoreError(f"{path} ({role}): credentials refused: {cause}") from None
+        raise
+
+
+def gdal_path(path: StoragePath) -> str:
+    """The path GDAL opens ``path`` by: the local path, or ``/vsis3/bucket/key``."""
+    if not is_remote(path):
+        return str(path)
+    return f"/vsi{path.protocol}/{path.path}"
+
+
+def gdal_s3_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """GDAL's names for ``AWS_ENDPOINT_URL`` (GDAL 3.10 reads ``AWS_S3_ENDPOINT``, and wants
+    path-style URLs and plain HTTP said apart); empty without an endpoint (AWS itself)."""
+    env = os.environ if environ is None else environ
+    url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if not url:
+        return {}
+    parts = urlsplit(url)
+    return {
+        "AWS_S3_ENDPOINT": parts.netloc + parts.path.rstrip("/"),
+        "AWS_HTTPS": "YES" if parts.scheme == "https" else "NO",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+    }
