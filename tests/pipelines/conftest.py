@@ -78,15 +78,18 @@ def tick(layout: DataLayout, instance: DagsterInstance, cursor: str | None = Non
     return enmap_tiles_sensor(context)
 
 
-def run_requests(layout: DataLayout, instance: DagsterInstance, result) -> list:
-    """What the daemon does with a tick's result: add the partitions, launch the runs."""
+def run_requests(
+    layout: DataLayout, instance: DagsterInstance, result, with_resources: dict | None = None
+) -> list:
+    """What the daemon does with a tick's result: add the partitions, launch the runs (with
+    ``with_resources``, else the in-process test resources)."""
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return [
         materialize(
             [tile_quality, tile_patches],
             instance=instance,
-            resources=resources(layout),
+            resources=with_resources or resources(layout),
             tags=request.tags,
             raise_on_error=False,
         )
