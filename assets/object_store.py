@@ -99,6 +99,19 @@ def put_file(local: str | os.PathLike[str], path: StoragePath) -> None:
     with_retries("PUT", str(path), lambda: path.fs.put_file(os.fspath(local), path.path))
 
 
+def put_tree(folder: str | os.PathLike[str], prefix: StoragePath, last: str | None = None) -> None:
+    """Every file under the local ``folder`` as objects under ``prefix``, the file named ``last``
+    (relative to ``folder``) after all the others: what marks the whole as complete."""
+    base = os.fspath(folder)
+    names = sorted(
+        os.path.relpath(os.path.join(root, f), base).replace(os.sep, "/")
+        for root, _, files in os.walk(base)
+        for f in files
+    )
+    for name in sorted(names, key=lambda n: n == last):
+        put_file(os.path.join(base, name), prefix / name)
+
+
 def get_bytes(path: StoragePath) -> bytes:
     """A whole object in one GET (a missing key stays a FileNotFoundError)."""
     if not is_remote(path):

@@ -8,6 +8,9 @@ each patch one ``pread`` of its chunk and one Blosc decompression. It checks tha
 codec chain is the one it knows (sharding -> bytes little-endian -> blosc, index bytes + crc32c
 at the end) and refuses anything else, so it can never silently misread a store.
 
+A store on an object store (an ``s3://`` URL) is read the same way with ranged GETs: the
+index with one GET of the shard's last bytes, each patch with one GET of its chunk's range.
+
 Instances are cheap and hold only open file descriptors and cached shard indexes; give each
 data-loader worker its own.
 """
@@ -17,11 +20,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 
 from storage_schemas.patch_store import FILL, REFLECTANCE, shard_path
+from storage_schemas.paths import StoragePath, is_remote, storage_path
 from storage_schemas.shard_codec import EMPTY, decode_chunk, decode_index, index_bytes
 
 
@@ -30,14 +33,16 @@ class UnsupportedStoreError(ValueError):
 
 
 class PatchReader:
-    def __init__(self, store: Path | str):
-        self.store = Path(store)
+    def __init__(self, store: StoragePath | str):
+        self.store = storage_path(store)
+        self.remote = is_remote(self.store)
         self.root = self.store / REFLECTANCE
         meta = json.loads((self.root / "zarr.json").read_text())
         self.shape = tuple(meta["shape"])
         self.patch_shape = tuple(meta["shape"][1:])
         self.per_shard = _check_codecs(meta, self.root)
-        self._files: dict[int, int] = {}
+        self._files: dict[int, int | str] = {}
+        """Shard -> open file descriptor, or object key on an object store."""
         self._indexes: dict[int, np.ndarray | None] = {}
 
     def __len__(self) -> int:
@@ -64,6 +69,8 @@ class PatchReader:
         if index is None or index[inner, 0] == EMPTY:
             return None
         offset, length = (int(v) for v in index[inner])
+        if self.remote:
+            return self.store.fs.cat_file(self._files[shard], start=offset, end=offset + length)
         return os.pread(self._files[shard], length, offset)
 
     def read_many(self, slots: Iterable[int]) -> np.ndarray:
@@ -75,7 +82,8 @@ class PatchReader:
 
     def close(self) -> None:
         for fd in self._files.values():
-            os.close(fd)
+            if isinstance(fd, int):
+                os.close(fd)
         self._files.clear()
         self._indexes.clear()
 
@@ -89,12 +97,21 @@ class PatchReader:
         if shard in self._indexes:
             return self._indexes[shard]
         path = shard_path(self.store, shard)
+        n = index_bytes(self.per_shard)
+        if self.remote:
+            try:
+                tail = self.store.fs.cat_file(path.path, start=-n)
+            except FileNotFoundError:
+                self._indexes[shard] = None
+                return None
+            self._files[shard] = path.path
+            self._indexes[shard] = decode_index(tail, self.per_shard, str(path))
+            return self._indexes[shard]
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             self._indexes[shard] = None  # a shard never written: every patch in it is fill
             return None
-        n = index_bytes(self.per_shard)
         try:
             index = decode_index(os.pread(fd, n, os.fstat(fd).st_size - n), self.per_shard, str(path))
         except OSError:
@@ -105,7 +122,7 @@ class PatchReader:
         return index
 
 
-def _check_codecs(meta: dict, where: Path) -> int:
+def _check_codecs(meta: dict, where: StoragePath) -> int:
     codecs = meta.get("codecs", [])
     if len(codecs) != 1 or codecs[0]["name"] != "sharding_indexed":
         raise UnsupportedStoreError(f"{where}: expected one sharding_indexed codec, found {codecs}")

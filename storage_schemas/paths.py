@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,16 @@ def readable(path: StoragePath) -> Path | io.BytesIO:
     """What a table reader (pyarrow, pandas, geopandas) takes for ``path``: the local Path, or the
     object's bytes fetched in one GET (catalog, plan and index tables are megabytes, read whole)."""
     return io.BytesIO(path.read_bytes()) if is_remote(path) else path
+
+
+def relative_href(target: StoragePath, base: StoragePath) -> str:
+    """``target`` relative to the folder ``base`` ('/'-separated), for links inside a release
+    that hold wherever its root is (both local or both on one object store)."""
+    if is_remote(target) != is_remote(base):
+        raise ValueError(f"{target} and {base} are not on the same storage: no relative link between them")
+    if is_remote(target):
+        return posixpath.relpath(target.path, base.path)
+    return os.path.relpath(target, base)
 
 
 def zarr_location(path: StoragePath) -> str | Path:

@@ -29,7 +29,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, get_wor
 from storage_schemas.label_dataset import CLASSES, MULTI_HOT
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.patch_store import FILL, PATCHES_PER_SHARD
-from storage_schemas.paths import readable
+from storage_schemas.paths import is_remote, readable, storage_path, zarr_location
 from storage_schemas.release import MANIFEST, PATCH_INDEX, STATISTICS
 
 
@@ -41,7 +41,7 @@ class BandStatistics:
 
     @classmethod
     def of_release(cls, release: Path) -> BandStatistics:
-        table = pd.read_csv(release / STATISTICS)
+        table = pd.read_csv(readable(release / STATISTICS))
         std = table["std"].to_numpy(np.float32)
         return cls(
             table["mean"].to_numpy(np.float32), np.where(std > 0, std, 1.0), table["wavelength_nm"].to_numpy()
@@ -88,7 +88,7 @@ class _Reads:
     """A PatchReader opened lazily in the process that uses it (data-loader workers fork)."""
 
     def __init__(self, store: Path):
-        self.store = Path(store)
+        self.store = storage_path(store)
         self._reader: PatchReader | None = None
         self._pid = -1
 
@@ -111,7 +111,8 @@ def release_store(release: Path, data_root: Path) -> Path:
     import json
 
     manifest = json.loads((release / MANIFEST).read_text())
-    return (data_root / manifest["store"]).resolve()
+    store = data_root / manifest["store"]
+    return store if is_remote(store) else store.resolve()
 
 
 class TooFewPatchesError(ValueError):
@@ -276,7 +277,7 @@ class LabelDataset(Dataset):
     multi-hot vector (float32)."""
 
     def __init__(self, path: Path, split: str, stats: BandStatistics, limit: int | None = None):
-        group = zarr.open_group(path, mode="r")
+        group = zarr.open_group(zarr_location(storage_path(path)), mode="r")
         self.attrs = dict(group.attrs)
         splits = np.asarray(group["split"][:].tolist(), dtype=object)
         self.rows = np.flatnonzero(splits == split)[:limit]

@@ -54,24 +54,41 @@ class BlockIndex:
         return range(math.floor(bottom / self.band), math.floor(top / self.band) + 1)
 
     def add(self, rect: Rect) -> None:
+        bands = self._bands
         for b in self._span(rect[1], rect[3]):
-            bisect.insort(self._bands.setdefault(b, []), rect)
-        self._widest = max(self._widest, rect[2] - rect[0])
+            band = bands.get(b)
+            if band is None:
+                bands[b] = [rect]
+            else:
+                bisect.insort(band, rect)
+        if rect[2] - rect[0] > self._widest:
+            self._widest = rect[2] - rect[0]
 
     def overlapping(self, left: float, bottom: float, right: float, top: float) -> list[Rect]:
         """Rectangles whose interior meets the box's interior (touching edges do not count),
         sorted by left edge."""
-        found: set[Rect] = set()
+        return sorted(set(self.blockers(left, bottom, right, top)))
+
+    def blockers(self, left: float, bottom: float, right: float, top: float) -> list[Rect]:
+        """:meth:`overlapping`, but a rectangle filed in two bands may come twice (packing a row
+        does not mind, and skipping the set makes the plan's ~10^6 row queries cheaper)."""
+        found: list[Rect] = []
+        bands = self._bands
+        key_lo, key_hi = (left - self._widest,), (right,)
+        filled = 0
         for b in self._span(bottom, top):
-            rects = self._bands.get(b)
+            rects = bands.get(b)
             if not rects:
                 continue
-            first = bisect.bisect_left(rects, (left - self._widest,))
-            last = bisect.bisect_left(rects, (right,))
-            for r in rects[first:last]:
-                if r[2] > left and r[1] < top and r[3] > bottom:
-                    found.add(r)
-        return sorted(found)
+            first = bisect.bisect_left(rects, key_lo)
+            last = bisect.bisect_left(rects, key_hi, first)
+            if first == last:
+                continue
+            found.extend([r for r in rects[first:last] if r[2] > left and r[1] < top and r[3] > bottom])
+            filled += 1
+        if filled > 1:
+            found.sort()
+        return found
 
 
 def snap_up(value: np.ndarray, phase: np.ndarray | float, pixel: float = PIXEL_M) -> np.ndarray:
@@ -159,8 +176,8 @@ def pack(
     """Upper-left corners of the windows of polygon ``i`` of ``rows`` clear of ``index`` (not
     added to it: the caller does, with whatever else it records)."""
     cells: list[tuple[float, float]] = []
-    for r in range(rows.starts[i], rows.starts[i + 1]):
-        top, lo, hi = float(rows.top[r]), float(rows.lo[r]), float(rows.hi[r])
-        blockers = index.overlapping(lo, top - side, hi + side, top)
-        cells.extend((x, top) for x in pack_row(lo, hi, blockers, phase_x, side))
+    a, b = int(rows.starts[i]), int(rows.starts[i + 1])
+    for top, lo, hi in zip(rows.top[a:b].tolist(), rows.lo[a:b].tolist(), rows.hi[a:b].tolist(), strict=True):
+        blockers = index.blockers(lo, top - side, hi + side, top)
+        cells.extend([(x, top) for x in pack_row(lo, hi, blockers, phase_x, side)])
     return cells

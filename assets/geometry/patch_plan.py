@@ -60,7 +60,10 @@ class _Tiles:
         self.epsg = tiles["epsg"].to_numpy().astype(np.int64)
         self.phase_x = np.mod(tiles["grid_x0"].to_numpy(), PIXEL_M)
         self.phase_y = np.mod(tiles["grid_y0"].to_numpy(), PIXEL_M)
-        self.acquired = tiles["acquired"].to_numpy()
+        self.acquired = tiles["acquired"].array
+        # rank of each tile by (acquired, tile_id): the order of a location's patches
+        self.time_rank = np.empty(len(tiles), dtype=np.int64)
+        self.time_rank[tiles["acquired"].sort_values(kind="stable").index.to_numpy()] = np.arange(len(tiles))
         self.footprints = np.asarray(tiles.geometry.values, dtype=object)
         self.margin_m = margin_m
         self.valid = np.empty(len(tiles), dtype=object)
@@ -206,10 +209,18 @@ class _Cuts:
         )
 
 
-def _membership(locations: pd.DataFrame, squares: np.ndarray, tiles: _Tiles, side: float) -> pd.DataFrame:
+def _membership(
+    locations: pd.DataFrame, squares: np.ndarray, tiles: _Tiles, side: float
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Every (location, tile) where the tile's valid area contains the window (``squares``, the
-    windows as polygons in their own CRS, row for row with ``locations``)."""
-    frames = []
+    windows as polygons in their own CRS, row for row with ``locations``, which are sorted by
+    location id), ordered by location id, acquisition time and tile id; and the number of
+    tiles of each location.
+
+    The order comes from integer ranks (a location's rank among the sorted ids, a tile's rank by
+    acquisition time and id) instead of sorting millions of id strings: the same order, several
+    times faster at 10^5 tiles."""
+    loc_parts, tile_parts, same_parts = [], [], []
     for code, group in locations.groupby("epsg"):
         code = int(code)
         near = np.union1d(
@@ -227,23 +238,30 @@ def _membership(locations: pd.DataFrame, squares: np.ndarray, tiles: _Tiles, sid
         if hull.any():
             inside[hull] = shapely.contains(areas[ti[hull]], boxes[li[hull]])
         li, rows = li[inside], near[ti[inside]]
-        same = (
+        loc_parts.append(group.index.to_numpy()[li])
+        tile_parts.append(rows)
+        same_parts.append(
             (tiles.epsg[rows] == code)
             & _on_grid(x0[li], tiles.phase_x[rows])
             & _on_grid(y0[li], tiles.phase_y[rows])
         )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "location_id": group["location_id"].to_numpy()[li],
-                    "tile_id": tiles.ids[rows],
-                    "acquired": tiles.acquired[rows],
-                    "same_grid": same,
-                }
-            )
-        )
-    patches = pd.concat(frames, ignore_index=True) if frames else _empty_patches()
-    return patches.sort_values(["location_id", "acquired", "tile_id"], kind="stable").reset_index(drop=True)
+    ids = locations["location_id"].to_numpy()
+    id_rank = np.cumsum(np.concatenate([[False], ids[1:] != ids[:-1]])) if len(ids) else np.zeros(0, np.int64)
+    if not loc_parts:
+        return _empty_patches(), np.zeros(len(locations), dtype=np.int64)
+    loc, rows, same = (np.concatenate(p) for p in (loc_parts, tile_parts, same_parts))
+    order = np.lexsort((tiles.time_rank[rows], id_rank[loc]))  # stable: ties keep their order
+    loc, rows = loc[order], rows[order]
+    patches = pd.DataFrame(
+        {
+            "location_id": ids[loc],
+            "tile_id": tiles.ids[rows],
+            "acquired": tiles.acquired.take(rows),
+            "same_grid": same[order],
+        }
+    )
+    counts = np.bincount(id_rank[loc], minlength=int(id_rank[-1]) + 1 if len(ids) else 0)
+    return patches, counts[id_rank]
 
 
 def _on_grid(values: np.ndarray, phase: np.ndarray) -> np.ndarray:
@@ -293,9 +311,8 @@ def build_patch_plan(
     locations = locations.astype({"epsg": np.int32, "x0": float, "y0": float, "source_order": np.int16})
     x0, y0 = locations["x0"].to_numpy(), locations["y0"].to_numpy()
     squares = window_polygons(x0, y0, side)
-    patches = _membership(locations, squares, grid, side)
-    counts = patches["location_id"].value_counts()
-    locations["n_timestamps"] = locations["location_id"].map(counts).fillna(0).astype(np.int32)
+    patches, counts = _membership(locations, squares, grid, side)
+    locations["n_timestamps"] = counts.astype(np.int32)
     geometry = to_lonlat(squares, locations["epsg"].to_numpy())
     locations = gpd.GeoDataFrame(locations, geometry=geometry, crs=4326)[LOCATION_COLUMNS]
     before = previous.set_index("location_id")["n_timestamps"]

@@ -1,7 +1,11 @@
 """Write a release folder: ``releases/spectral_earth/<version>/`` (contract: storage_schemas.release).
 
 The folder is built under a temporary name and renamed into place, so a reader sees a whole
-release or none. A version that already exists is the same content (the version is its hash) and
+release or none. On an object store it is built in a local temporary folder and PUT file by file,
+``manifest.json`` last: a version counts as published only once its manifest is there (as
+:func:`publish_release` asks), and ``LATEST`` moves after that.
+
+A version that already exists is the same content (the version is its hash) and
 is not written again. ``LATEST`` is replaced last. Nothing written depends on the clock, so the
 same content gives the same bytes.
 """
@@ -12,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,7 @@ from assets.atomic_files import (
     writer_alive,
 )
 from assets.geometry.plan_report import histogram_png
+from assets.object_store import put_tree
 from assets.patches.release import ReleaseContent
 from assets.patches.release_figures import (
     acquisitions_per_month_png,
@@ -43,7 +49,7 @@ from assets.patches.release_stac import (
 )
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.patch_store import LAYOUT_VERSION
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, StoragePath, is_remote, relative_href
 from storage_schemas.release import (  # noqa: F401  (ReleaseNotFoundError: re-exported for callers)
     COLLECTION,
     FIGURES,
@@ -72,7 +78,7 @@ FIGURE_FILES = {
 
 @dataclass(frozen=True)
 class PublishedRelease:
-    folder: Path
+    folder: StoragePath
     version: str
     created: bool
     """False when the same version was already published."""
@@ -89,6 +95,14 @@ def publish_release(
         _point_latest(layout, content.version)
         figures = {k: (final / FIGURES / f).read_bytes() for k, f in FIGURE_FILES.items()}
         return PublishedRelease(final, content.version, False, figures)
+    if is_remote(final):
+        with tempfile.TemporaryDirectory(prefix="spectralforge-release-") as local:
+            folder = Path(local) / content.version
+            (folder / FIGURES).mkdir(parents=True)
+            figures = _write_release(layout, content, folder, drops)
+            put_tree(folder, final, last=MANIFEST)
+        _point_latest(layout, content.version)
+        return PublishedRelease(final, content.version, True, figures)
     _remove_abandoned_folders(layout.releases)
     tmp = layout.releases / f".{content.version}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -120,7 +134,7 @@ def _write_release(
     )
     write_geoparquet(content.locations, folder / LOCATIONS)
     content.statistics.to_csv(folder / STATISTICS, index=False, float_format="%.6f")
-    store_href = os.path.relpath(layout.store, layout.releases / content.version)
+    store_href = relative_href(layout.store, layout.releases / content.version)
     bands = content.statistics[["band", "wavelength_nm", "fwhm_nm"]]
     collection = build_collection(
         content.version, index, content.locations, bands, content.statistics, store_href, layout.sensor
@@ -143,7 +157,7 @@ def _write_release(
     manifest = {
         "name": DATASETS[layout.sensor].title,
         "version": content.version,
-        "store": os.path.relpath(layout.store, layout.root),
+        "store": relative_href(layout.store, layout.root),
         "store_layout_version": LAYOUT_VERSION,
         "band_filter": content.band_filter,
         "counts": content.counts,

@@ -9,16 +9,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import torch
+import xarray as xr
 
+from assets.patches.release_publish import release_folder
 from simulator import simulate_archive
+from storage_schemas.patch_reader import PatchReader
+from storage_schemas.paths import DataLayout, readable
+from storage_schemas.release import PATCH_INDEX
 from tests.copies import link_archive
 from tests.patches.conftest import ARCHIVE_MODEL
 from tests.patches.helpers import tree_digest
 from tests.s3_server import S3Server, s3_server
+from training.data import PretrainDataset, release_store
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[2]
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +61,9 @@ def _run_chain(env: dict[str, str], home: Path) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def test_the_chain_on_a_bucket_equals_the_chain_on_disk(s3: S3Server, archive_template: Path, tmp_path: Path):
+def test_the_chain_on_a_bucket_equals_the_chain_on_disk(
+    s3: S3Server, archive_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     local_root = tmp_path / "data"
     link_archive(archive_template, local_root / "archive")
     local = _run_chain({"SPECTRAL_DATA_ROOT": str(local_root)}, tmp_path / "home-local")
@@ -67,5 +79,35 @@ def test_the_chain_on_a_bucket_equals_the_chain_on_disk(s3: S3Server, archive_te
 
     assert remote["version"] == local["version"]
     store = "stores/spectral_earth.zarr"
-    assert s3.digest(f"{bucket}/spectralforge/{store}") == tree_digest(local_root / store)
-    assert not list((tmp_path).glob("*.zarr")), "nothing of the store is written locally"
+    on_disk = tree_digest(local_root / store)
+    # the only files the bucket lacks: the empty flock files of the local writer locks
+    locks = {k for k in on_disk if k.endswith(".lock")}
+    assert locks and {on_disk[k] for k in locks} == {EMPTY_SHA256}
+    on_bucket = s3.digest(f"{bucket}/spectralforge/{store}")
+    assert on_bucket == {k: v for k, v in on_disk.items() if k not in locks}
+    assert any(k.startswith("reflectance/c/") for k in on_bucket)
+    assert not list(tmp_path.glob("**/*.zarr"))[1:], "only the local run's store is on disk"
+
+    # a reader with only the bucket's URL (and the AWS environment)
+    for name, value in s3.environ.items():
+        monkeypatch.setenv(name, value)
+    remote_layout = DataLayout.at(f"{bucket}/spectralforge", f"{bucket}/enmap/archive")
+    local_layout = DataLayout.at(local_root)
+    url = str(remote_layout.store)
+    assert url == f"{bucket}/spectralforge/{store}"
+    on_s3 = xr.open_zarr(url, consolidated=False)["reflectance"].values
+    on_disk_values = xr.open_zarr(local_layout.store, consolidated=False)["reflectance"].values
+    np.testing.assert_array_equal(on_s3, on_disk_values)
+    index = readable(remote_layout.releases / local["version"] / PATCH_INDEX)
+    slots = pd.read_parquet(index)["slot"].to_numpy()
+    with PatchReader(url) as remote_reader, PatchReader(local_layout.store) as local_reader:
+        np.testing.assert_array_equal(remote_reader.read_many(slots), local_reader.read_many(slots))
+    datasets = [
+        PretrainDataset(release, release_store(release, layout.root), seed=3)
+        for layout in (remote_layout, local_layout)
+        for release in [release_folder(layout, "latest")]
+    ]
+    assert len(datasets[0]) == len(datasets[1]) > 0
+    for i in range(len(datasets[0])):
+        a, b = datasets[0][i], datasets[1][i]
+        assert torch.equal(a["view1"], b["view1"]) and torch.equal(a["view2"], b["view2"])
