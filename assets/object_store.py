@@ -30,10 +30,13 @@ from storage_schemas.paths import StoragePath, is_remote
 
 T = TypeVar("T")
 
-RETRIES = 5
-"""Attempts of one object operation before its error is raised, naming the URL."""
-BACKOFF_S = 0.2
-"""First wait between attempts; it doubles each time (with jitter): 0.2, 0.4, 0.8, 1.6 s."""
+RETRIES = 3
+"""Attempts of one object operation here before its error is raised, naming the URL. Each attempt
+is already retried below: botocore retries 5xx and throttling answers (``AWS_MAX_ATTEMPTS``,
+default 5, exponential backoff) and s3fs retries ``SlowDown`` and dropped connections (5 times);
+these attempts ride out a longer outage (a load balancer restarting) and name what failed."""
+BACKOFF_S = 1.0
+"""First wait between attempts here; it doubles each time (with jitter): 1, 2 s."""
 TRANSIENT_CODES = {"500", "502", "503", "504", "SlowDown", "RequestTimeout", "InternalError", "Throttling"}
 
 
@@ -201,10 +204,15 @@ def gdal_s3_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     env = os.environ if environ is None else environ
     url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
     if not url:
-        return {}
+        return dict(GDAL_RETRY)
     parts = urlsplit(url)
     return {
         "AWS_S3_ENDPOINT": parts.netloc + parts.path.rstrip("/"),
         "AWS_HTTPS": "YES" if parts.scheme == "https" else "NO",
         "AWS_VIRTUAL_HOSTING": "FALSE",
+        **GDAL_RETRY,
     }
+
+
+GDAL_RETRY = {"GDAL_HTTP_MAX_RETRY": "4", "GDAL_HTTP_RETRY_DELAY": "0.5"}
+"""GDAL's own retries of 429/5xx answers on ``/vsis3/`` reads (it does none by default)."""

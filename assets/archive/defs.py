@@ -42,6 +42,7 @@ from assets.archive.scan import ArchiveError, CatalogPolicy, delivery_ignored, s
 from assets.atomic_files import write_bytes
 from assets.chains import CHAINS, Chain
 from assets.environment_faults import EnvironmentFault, writing_under
+from assets.object_store import ObjectStoreError
 from assets.resources import DASK_POOL, DaskCluster, DataRoot
 from assets.tile_outcomes import TileResult, tile_materializations
 from assets.ui_metadata import png_markdown, schema_metadata
@@ -155,7 +156,7 @@ def _tile_catalog(
             result = scan_archive(
                 layout, CatalogPolicy(max_cloud_cover=config.max_cloud_cover), map_fn, full=config.full_rescan
             )
-    except (ArchiveError, EnvironmentFault) as exc:
+    except (ArchiveError, EnvironmentFault, ObjectStoreError) as exc:
         raise Failure(description=str(exc)) from None
     stats, tiles, quarantine = result.stats, result.tiles, result.quarantine
     for row in quarantine.itertuples():
