@@ -50,6 +50,20 @@ def sci(value: Decimal | int) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+def cached_catalog(data: Path, size: int, seed: int) -> tuple[Path, float | None]:
+    """The catalog of a catalog-only simulated archive of ``size`` tiles under ``data`` (simulated
+    on first use, then reused), and the seconds simulating took (None when it was cached)."""
+    from simulator import simulate_archive
+
+    root = data / f"tiles-{size}-seed{seed}"
+    path = root / "catalog" / "tiles.parquet"
+    if path.exists():
+        return path, None
+    t = time.perf_counter()
+    simulate_archive(root, tiles=size, tile_size=1000, catalog_only=True, seed=seed)
+    return path, time.perf_counter() - t
+
+
 def run_one(size: int, args: argparse.Namespace) -> dict:
     """One size, in this process: simulate (or reuse) the catalog, then time each stage."""
     from assets.archive.catalog_io import read_tiles
@@ -57,15 +71,8 @@ def run_one(size: int, args: argparse.Namespace) -> dict:
     from assets.geometry.overlap_graph import build_overlap_graph
     from assets.geometry.patch_plan import build_patch_plan
     from assets.geometry.plan_report import plan_summary
-    from simulator import simulate_archive
 
-    root = args.data / f"tiles-{size}-seed{args.seed}"
-    path = root / "catalog" / "tiles.parquet"
-    simulate_s = None
-    if not path.exists():
-        t = time.perf_counter()
-        simulate_archive(root, tiles=size, tile_size=1000, catalog_only=True, seed=args.seed)
-        simulate_s = time.perf_counter() - t
+    path, simulate_s = cached_catalog(args.data, size, args.seed)
     tiles = read_tiles(path)
 
     t = time.perf_counter()

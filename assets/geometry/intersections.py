@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -228,24 +229,27 @@ def component_tasks(
     """The components with at least one edge, batched into tasks in component order."""
     if graph.edges.empty:
         return []
-    by_id = tiles.set_index("tile_id")
-    edges_of = graph.edges.assign(component=graph.edges["tile_a"].map(graph.components)).groupby("component")
-    members_of = graph.components.groupby(graph.components)
+    position = {t: i for i, t in enumerate(tiles["tile_id"])}
+    epsgs = tiles["epsg"].to_numpy()
+    wkbs = shapely.to_wkb(np.asarray(tiles.geometry.values, dtype=object))
+    edges_of = _groups(graph.edges["tile_a"].map(graph.components).to_numpy())
+    members_of = _groups(graph.components.to_numpy())
+    member_ids = graph.components.index.to_numpy()
+    tile_a, tile_b = graph.edges["tile_a"].to_numpy(), graph.edges["tile_b"].to_numpy()
     tasks: list[ComponentTask] = []
     batch: list[tuple] = []
     size = 0
-    sizes = graph.components.value_counts()
-    for name in sorted(edges_of.groups, key=lambda c: (-sizes[c], c)):
-        edges = edges_of.get_group(name)
-        ids = tuple(sorted(members_of.get_group(name).index))
-        rows = by_id.loc[list(ids)]
+    for name in sorted(edges_of, key=lambda c: (-len(members_of[c]), c)):
+        edges = edges_of[name]
+        ids = tuple(sorted(member_ids[members_of[name]]))
+        rows = [position[t] for t in ids]
         batch.append(
             (
                 name,
                 ids,
-                tuple(int(e) for e in rows["epsg"]),
-                tuple(shapely.to_wkb(np.asarray(rows.geometry.values, dtype=object))),
-                tuple(zip(edges["tile_a"], edges["tile_b"], strict=True)),
+                tuple(int(e) for e in epsgs[rows]),
+                tuple(wkbs[rows]),
+                tuple(zip(tile_a[edges], tile_b[edges], strict=True)),
             )
         )
         size += len(ids)
@@ -255,6 +259,16 @@ def component_tasks(
     if batch:
         tasks.append(_task(batch, beam, side_m, margin_m))
     return tasks
+
+
+def _groups(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Row positions per label, each in row order (a stable sort and a split: one pass instead of
+    a pandas ``get_group`` per component, which dominated at 10^5 tiles)."""
+    order = np.argsort(labels, kind="stable")
+    ordered = labels[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if len(labels) else []
+    bounds = [*starts, len(labels)]
+    return {ordered[a]: order[a:b] for a, b in pairwise(bounds)}
 
 
 def _task(batch: list[tuple], beam: int, side_m: float, margin_m: float) -> ComponentTask:
