@@ -23,6 +23,7 @@ what durability costs; never in production.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -111,9 +112,9 @@ def _fsync_parents(src: Path | str, dst: Path | str) -> None:
 
 
 def replace_atomically(path: StoragePath, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temporary path in the target folder (``.<name>.<pid>.<random>.tmp``:
-    the pid tells a cleaner whether its writer still runs), then rename it durably over ``path``
-    (:func:`rename_durably`). A failing ``write`` leaves ``path`` as it was. On an object store
+    """Call ``write(tmp)`` on a temporary path in the target folder (``.<name>.<writer>.<random>.tmp``,
+    :func:`writer_name`: it tells a cleaner whether its writer still runs), then rename it durably
+    over ``path`` (:func:`rename_durably`). A failing ``write`` leaves ``path`` as it was. On an object store
     the temporary file is local and is PUT whole under ``path``."""
     if is_remote(path):
         with tempfile.TemporaryDirectory(prefix="spectralforge-put-") as folder:
@@ -122,7 +123,7 @@ def replace_atomically(path: StoragePath, write: Callable[[str], None]) -> None:
             put_file(tmp, path)
         return
     make_folders(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{writer_name()}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
@@ -131,6 +132,28 @@ def replace_atomically(path: StoragePath, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def writer_name() -> str:
+    """``<pid>@<host>``: who writes a temporary or partial file, in its name. The host matters once
+    a store's writers run on several machines (Dask workers in pods of their own, each with its
+    own pids): only a pid of this host can be checked (:func:`writer_gone`)."""
+    return f"{os.getpid()}@{_host()}"
+
+
+def writer_gone(owner: str) -> bool:
+    """Whether the writer ``owner`` named in a leftover's name (:func:`writer_name`, or a bare pid of
+    this host as older versions wrote) is known to have exited. A writer on another host cannot be
+    checked from here: False, and only the age of its file can make it a leftover."""
+    pid, _, host = owner.partition("@")
+    if not pid.isdigit() or host not in ("", _host()):
+        return False
+    return not writer_alive(int(pid))
+
+
+def _host() -> str:
+    """This host's name as it goes into file names (no dots: they separate the name's parts)."""
+    return socket.gethostname().replace(".", "_")
 
 
 def writer_alive(pid: int) -> bool:

@@ -1,32 +1,34 @@
 """Temporary files that killed or failed tile writers left in a patch store, and who may remove them.
 
-A shard is written as ``<shard file>.<pid>.partial`` and renamed into place; a commit record or
-rewrite marker as ``commits/.<tile_id>.json.<pid>.<random>.tmp`` (``.rewriting`` for the marker;
-:func:`assets.atomic_files.replace_atomically`).
+A shard is written as ``<shard file>.<writer>.partial`` and renamed into place; a commit record or
+rewrite marker as ``commits/.<tile_id>.json.<writer>.<random>.tmp`` (``.rewriting`` for the marker;
+:func:`assets.atomic_files.replace_atomically`); ``<writer>`` is ``<pid>@<host>``
+(:func:`assets.atomic_files.writer_name`).
 A full disk or a ``kill -9`` between write and rename leaves such a file behind. Each tile's run
 removes:
 
 - its own tile's leftovers, always: it holds the tile's writer lock, so nobody else writes them;
 - every other tile's leftover (shard ``.partial`` or commit ``.tmp``) that no live writer can still
-  use: its writer process (the pid in its name) is gone from this host, or the file is older than
-  :data:`STALE_AFTER_S` (the pid was reused; no write takes that long). A live writer's file is
-  never touched. (Not by trying the other tile's lock: holding it even briefly would make that
-  tile's own run, starting at that moment, fail as busy.)
+  use: its writer process (the pid in its name) ran on this host and is gone, or the file is older
+  than :data:`STALE_AFTER_S` (the pid was reused, or the writer ran on another host; no write takes
+  that long). A live writer's file is never touched. (Not by trying the other tile's lock: holding
+  it even briefly would make that tile's own run, starting at that moment, fail as busy.)
 
 On an object store nothing is left: a shard and a record are each one PUT of the whole object
 (:mod:`assets.object_store`), which a killed writer either completed or never made visible.
 
-Assumption: every writer of a store runs on one host (the pipeline's local Dask workers), as the
-pid check needs; on a store shared between hosts only the age rule would be safe.
+Several hosts (Dask workers on several machines or pods, one shared folder): a pid can only be
+checked on its own host, so another host's leftovers of other tiles wait for the age rule (or for
+their own tile's next run, which removes them at once); a live writer's file on another host is
+never taken for a dead one's (the pid alone would: pids are per host, or per pod).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
-from assets.atomic_files import writer_alive
+from assets.atomic_files import writer_gone, writer_name
 from storage_schemas.patch_store import COMMITS, REFLECTANCE, REWRITING, shard_path
 from storage_schemas.paths import StoragePath, is_remote
 
@@ -38,7 +40,7 @@ STALE_AFTER_S = 3600.0
 
 def partial_name(path: Path) -> Path:
     """The name this process writes the shard ``path`` under before renaming it."""
-    return path.with_name(f"{path.name}.{os.getpid()}{PARTIAL}")
+    return path.with_name(f"{path.name}.{writer_name()}{PARTIAL}")
 
 
 def remove_leftovers(store: StoragePath, tile_id: str, shards: list[int]) -> list[Path]:
@@ -60,12 +62,12 @@ def remove_leftovers(store: StoragePath, tile_id: str, shards: list[int]) -> lis
 
 
 def _abandoned(path: Path, owner: str) -> bool:
-    """Whether no live writer can still use ``path``, written by the process ``owner`` (a pid)."""
+    """Whether no live writer can still use ``path``, written by ``owner`` (``<pid>@<host>``)."""
     try:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return False  # its writer renamed it just now
-    return age > STALE_AFTER_S or not (owner.isdigit() and writer_alive(int(owner)))
+    return age > STALE_AFTER_S or writer_gone(owner)
 
 
 def _unlink(paths) -> list[Path]:

@@ -52,7 +52,7 @@ def test_tile_commit_fsyncs_shards_then_record_files_and_folders(planned, fsynce
     assert not run_tiles(planned, [tile])[0].error
     record = CommitRecord.read(commit_path(planned.store, tile))
     shards = sorted({s // PATCHES_PER_SHARD for s in record.slots})
-    pid = os.getpid()
+    pid = atomic_files.writer_name()  # <pid>@<host>, in every temporary and partial name
     commit_dir = str(planned.store / COMMITS)
     record_tmp = [i for i, p in enumerate(fsynced) if Path(p).name.startswith(f".{tile}.json.{pid}.")]
     assert len(record_tmp) == 1, fsynced
@@ -84,7 +84,11 @@ def test_release_folder_and_latest_fsynced_before_they_count(planned, fsynced):
         i for i, p in enumerate(fsynced) if p.endswith(f"/.{published.version}.tmp-{os.getpid()}/{MANIFEST}")
     )
     renamed = fsynced.index(releases, manifest)  # the release folder's name, after its contents
-    latest = next(i for i, p in enumerate(fsynced) if Path(p).name.startswith(f".{LATEST}.{os.getpid()}."))
+    latest = next(
+        i
+        for i, p in enumerate(fsynced)
+        if Path(p).name.startswith(f".{LATEST}.{atomic_files.writer_name()}.")
+    )
     assert renamed < latest < fsynced.index(releases, latest)  # LATEST only once the release is durable
     assert (planned.releases / LATEST).read_text().strip() == published.version
 
@@ -150,8 +154,10 @@ def test_any_tile_run_removes_dead_writers_leftovers_of_other_tiles(planned):
     dead, commits = _dead_pid(), planned.store / COMMITS
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
         try:
+            host = atomic_files.writer_name().split("@")[1]
             gone = [
                 other_shard.with_name(f"{other_shard.name}.{dead}.partial"),
+                other_shard.with_name(f"{other_shard.name}.{dead}@{host}.partial"),
                 commits / f".{other}.json.{dead}.abcd1234.tmp",
                 commits / f".{other}.rewriting.{dead}.abcd1234.tmp",
             ]
@@ -159,6 +165,10 @@ def test_any_tile_run_removes_dead_writers_leftovers_of_other_tiles(planned):
             kept = [
                 other_shard.with_name(f"{other_shard.name}.{live.pid}.partial"),
                 commits / f".{other}.json.{live.pid}.efgh5678.tmp",
+                # a pid of another host (a Dask worker in another pod) cannot be checked from here,
+                # even one that no process of this host has: only age makes its files leftovers
+                other_shard.with_name(f"{other_shard.name}.{dead}@another-pod.partial"),
+                commits / f".{other}.json.{dead}@another-pod.ijkl9012.tmp",
             ]
             for path in [*gone, stale, *kept]:
                 path.write_bytes(b"half a shard")

@@ -147,7 +147,7 @@ def kill_when_writing(cluster: DaskProcesses, store: Path, outcome: dict) -> Non
     pid = cluster.workers[VICTIM].pid
     deadline = time.monotonic() + KILL_WAIT_S
     while time.monotonic() < deadline:
-        if list(store.rglob(f"*.{pid}.partial")):
+        if list(store.rglob(f"*.{pid}@*.partial")):
             outcome["when"] = "writing a shard"
             break
         started = [e for e in cluster.events() if e.worker == VICTIM and e.event == "start"]
