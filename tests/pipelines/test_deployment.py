@@ -12,6 +12,7 @@ jobs opt in to retries from failure."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -274,3 +275,78 @@ def test_tile_and_training_jobs_retry_from_failure_and_nothing_else_does():
     assert retries(pretrain_job) == retries(benchmark_job) == ("1", "FROM_FAILURE")
     assert retries(labels_job) == (None, None)
     assert catalog_job.tags["spectralforge/catalog"] == "enmap"
+
+
+# -- the Dask side: deploy/k8s/dask-cluster.yaml (the Dask Kubernetes operator's DaskCluster) ----
+
+
+def _dask_cluster() -> dict:
+    return yaml.safe_load((DEPLOY / "k8s" / "dask-cluster.yaml").read_text())
+
+
+def _container(part: dict, name: str) -> dict:
+    """The container ``name`` of a DaskCluster part (``scheduler`` or ``worker``: a pod spec in ``spec``)."""
+    (container,) = [c for c in part["spec"]["containers"] if c["name"] == name]
+    return container
+
+
+def _arg(container: dict, flag: str) -> str:
+    args = container["args"]
+    return args[args.index(flag) + 1]
+
+
+def test_the_dask_clusters_scheduler_service_is_the_address_the_code_location_dials():
+    cluster = _dask_cluster()
+    assert (cluster["apiVersion"], cluster["kind"]) == ("kubernetes.dask.org/v1", "DaskCluster")
+    name, namespace = cluster["metadata"]["name"], cluster["metadata"]["namespace"]
+    assert (
+        namespace
+        == yaml.safe_load((DEPLOY / "k8s" / "values.yaml").read_text())["runLauncher"]["config"][
+            "k8sRunLauncher"
+        ]["jobNamespace"]
+    )
+    scheduler = cluster["spec"]["scheduler"]
+    service = scheduler["service"]
+    assert service["selector"] == {"dask.org/cluster-name": name, "dask.org/component": "scheduler"}
+    (comm,) = [p for p in service["ports"] if p["name"] == "tcp-comm"]
+    container = _container(scheduler, "scheduler")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports[comm["targetPort"]] == int(_arg(container, "--port"))
+    # the operator names the scheduler's Service "<cluster name>-scheduler"
+    address = f"tcp://{name}-scheduler.{namespace}.svc.cluster.local:{comm['port']}"
+    env = {e["name"]: e["value"] for e in _code_location()["env"]}
+    assert env["DASK_SCHEDULER_ADDRESS"] == address
+    assert resources_for(env=env)["dask"].scheduler_address == "DASK_SCHEDULER_ADDRESS"  # read from the env
+
+
+def test_the_dask_workers_run_the_code_locations_image_and_see_its_data_root():
+    cluster, location = _dask_cluster(), _code_location()
+    image = f"{location['image']['repository']}:{location['image']['tag']}"
+    worker_pod = cluster["spec"]["worker"]["spec"]
+    worker = _container(cluster["spec"]["worker"], "worker")
+    assert worker["image"] == _container(cluster["spec"]["scheduler"], "scheduler")["image"] == image
+    env = {e["name"]: e["value"] for e in location["env"]}
+    worker_env = {e["name"]: e["value"] for e in worker["env"]}
+    assert worker_env["SPECTRAL_DATA_ROOT"] == env["SPECTRAL_DATA_ROOT"]
+    assert worker_env["SPECTRALFORGE_FSYNC"] != "0"  # durability is off only in benchmarks
+    # the same claim at the same path as the code location: tile jobs carry the code location's paths
+    mounted = {m["mountPath"]: m["name"] for m in worker["volumeMounts"]}
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in worker_pod["volumes"]}
+    location_claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in location["volumes"]}
+    location_mounts = {m["mountPath"]: m["name"] for m in location["volumeMounts"]}
+    root = env["SPECTRAL_DATA_ROOT"]
+    assert claims[mounted[root]] == location_claims[location_mounts[root]]
+    pvc = yaml.safe_load((DEPLOY / "k8s" / "data-pvc.yaml").read_text())
+    assert claims[mounted[root]] == pvc["metadata"]["name"] and "ReadWriteMany" in pvc["spec"]["accessModes"]
+    # bucket credentials: optional, from a secret, never written into the manifest
+    assert [s["secretRef"] for s in worker["envFrom"]] == [{"name": "spectralforge-s3", "optional": True}]
+    assert not [k for k in worker_env if k.startswith("AWS_")]
+    # a worker's threads and memory agree with its pod: a killed worker is restarted by Kubernetes
+    assert _arg(worker, "--nthreads") == "1" and "--no-nanny" in worker["args"]
+    assert worker["resources"]["requests"]["cpu"] and worker["resources"]["limits"]["memory"]
+
+
+def test_the_dask_operator_version_is_pinned_where_it_is_installed():
+    text = (DEPLOY / "k8s" / "dask-cluster.yaml").read_text()
+    assert re.search(r"helm install .*dask-kubernetes-operator", text.replace("\\\n", " "))
+    assert re.search(r"--version \d{4}\.\d+\.\d+ ", text)
