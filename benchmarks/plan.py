@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -73,6 +74,7 @@ def run_one(size: int, args: argparse.Namespace) -> dict:
     from assets.geometry.plan_report import plan_summary
 
     path, simulate_s = cached_catalog(args.data, size, args.seed)
+    load_before = os.getloadavg()[0]
     tiles = read_tiles(path)
 
     t = time.perf_counter()
@@ -121,6 +123,8 @@ def run_one(size: int, args: argparse.Namespace) -> dict:
         "naive_years": sci(naive_years),
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,
         "rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / kib,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
     }
 
 
@@ -153,6 +157,8 @@ COLUMNS = [  # header, key, format
     (">25", "series_over_25", "{}"),
     ("RSS_MB", "rss_mb", "{:.0f}"),
     ("wrk_MB", "rss_workers_mb", "{:.0f}"),
+    ("load", "load_before", "{:.1f}"),
+    ("load_end", "load_after", "{:.1f}"),
 ]
 
 
@@ -206,7 +212,8 @@ def main() -> None:
     print(PAPER)
     print(TARGETS)
     print("(plan_s = graph + intersections + placement; Dask start-up and simulation excluded;")
-    print(" RSS_MB: the process's peak; wrk_MB: the largest Dask worker's peak)")
+    print(" RSS_MB: the process's peak; wrk_MB: the largest Dask worker's peak;")
+    print(f" load: the 1-minute load average before and after the size, on {os.cpu_count()} CPUs)")
     print()
     print("naive Algorithm 1 (every subset of >= 2 tiles of the largest component), at the measured")
     print("wall-clock cost per intersection, versus the beam search:")
@@ -220,7 +227,10 @@ def main() -> None:
     print(
         f"RESULT tiles={pick['tiles']} plan_s={pick['plan_s']:.2f} locations={pick['locations']} "
         f"patches={pick['patches']} multitemporal_share={pick['multitemporal_share']:.4f} "
-        f"longest={pick['longest_series']}"
+        f"longest={pick['longest_series']} graph_s={pick['graph_s']:.2f} "
+        f"intersections_s={pick['intersections_s']:.2f} "
+        f"placement_s={pick['plan_stage_s']:.2f} peak_rss_mb={pick['rss_mb']:.0f} "
+        f"worker_rss_mb={pick['rss_workers_mb']:.0f}"
     )
 
 
