@@ -22,9 +22,12 @@ import contextlib
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TypeVar
 from urllib.parse import urlsplit
+
+import rasterio
 
 from storage_schemas.paths import StoragePath, is_remote
 
@@ -115,6 +118,21 @@ def put_tree(folder: str | os.PathLike[str], prefix: StoragePath, last: str | No
         put_file(os.path.join(base, name), prefix / name)
 
 
+def replace_tree(folder: str | os.PathLike[str], prefix: StoragePath, last: str) -> None:
+    """:func:`put_tree`, then delete the objects under ``prefix`` the new tree does not have (a
+    previous, longer version's shards): a reader sees the old or the new ``last`` object, and
+    after the call only the new tree's objects."""
+    put_tree(folder, prefix, last)
+    base = os.fspath(folder)
+    kept = {
+        os.path.relpath(os.path.join(root, f), base).replace(os.sep, "/")
+        for root, _, files in os.walk(base)
+        for f in files
+    }
+    for key in sorted(set(list_objects(prefix)) - kept):
+        remove(prefix / key)
+
+
 def get_bytes(path: StoragePath) -> bytes:
     """A whole object in one GET (a missing key stays a FileNotFoundError)."""
     if not is_remote(path):
@@ -196,6 +214,29 @@ def gdal_path(path: StoragePath) -> str:
     if not is_remote(path):
         return str(path)
     return f"/vsi{path.protocol}/{path.path}"
+
+
+def gdal_env(**options: str) -> rasterio.Env:
+    """A rasterio environment with ``options`` and the object store's GDAL settings
+    (:func:`gdal_s3_options`): what every raster read of the pipeline opens under."""
+    return rasterio.Env(**options, **gdal_s3_options())
+
+
+@contextmanager
+def open_raster(path: StoragePath) -> Iterator[rasterio.DatasetReader]:
+    """``rasterio.open`` of a local file or, through ``/vsis3/``, of an object."""
+    with gdal_env(), rasterio.open(gdal_path(path)) as ds:
+        yield ds
+
+
+def ogr_path(path: StoragePath) -> str:
+    """What pyogrio (vector files, dBase tables) opens ``path`` by; for an object, GDAL's
+    ``/vsis3/`` path with the endpoint set in pyogrio's own GDAL."""
+    if is_remote(path):
+        import pyogrio
+
+        pyogrio.set_gdal_config_options(gdal_s3_options())
+    return gdal_path(path)
 
 
 def gdal_s3_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:

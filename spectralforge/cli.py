@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from storage_schemas.label_products import LABEL_PRODUCTS
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, storage_path
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -127,7 +127,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.dataset != "spectral-earth":
         return _export_labels(layout, args)
     try:
-        summary = export_release(layout, args.release, Path(args.out), workers=args.workers)
+        summary = export_release(layout, args.release, storage_path(args.out), workers=args.workers)
     except ReleaseNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -141,7 +141,7 @@ def _export_labels(layout: DataLayout, args: argparse.Namespace) -> int:
 
     try:
         summary = export_label_dataset(
-            dataset_path(layout.labels, args.dataset), Path(args.out), args.workers
+            dataset_path(layout.labels, args.dataset), storage_path(args.out), args.workers
         )
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)

@@ -55,6 +55,10 @@ class S3Server:
                 key = f"{prefix}/{path.relative_to(folder).as_posix()}".lstrip("/")
                 client.upload_file(str(path), bucket, key)
 
+    def read(self, url: str) -> bytes:
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
     def digest(self, url: str) -> dict[str, str]:
         """Key (relative to ``url``) -> SHA-256 of every object below ``url``, like ``tree_digest``."""
         import hashlib

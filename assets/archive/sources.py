@@ -32,7 +32,8 @@ from typing import BinaryIO
 
 import rasterio
 
-from assets.object_store import gdal_path, gdal_s3_options, list_objects, mtime_ns
+from assets.object_store import gdal_env as object_gdal_env
+from assets.object_store import gdal_path, list_objects, mtime_ns
 from storage_schemas.catalog import ZIP_SEPARATOR
 from storage_schemas.paths import StoragePath, is_remote, staging_root
 from storage_schemas.sensors import ENMAP, Sensor
@@ -43,8 +44,8 @@ GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 
 def gdal_env() -> rasterio.Env:
     """The GDAL settings of every product read: :data:`GDAL_OPTIONS`, and the object store's
-    endpoint when the environment names one (:func:`assets.object_store.gdal_s3_options`)."""
-    return rasterio.Env(**GDAL_OPTIONS, **gdal_s3_options())
+    endpoint when the environment names one (:func:`assets.object_store.gdal_env`)."""
+    return object_gdal_env(**GDAL_OPTIONS)
 
 
 HEAD_BYTES = 256 * 1024

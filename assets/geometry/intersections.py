@@ -202,7 +202,8 @@ def search_task(task: ComponentTask) -> tuple[list[dict], SearchStats]:
             sel = homes == home
             moved = transform(metric[sel], crs, int(home))
             metric[sel] = shapely.buffer(moved, -REPROJECTION_SLACK_M, join_style="mitre")
-        for (members, _, area), home, poly in zip(kept, homes, metric, strict=True):
+        wkbs = shapely.to_wkb(metric) if len(metric) else []  # one call, not one per tuple
+        for (members, _, area), home, wkb in zip(kept, homes, wkbs, strict=True):
             tiles = [ids[m] for m in members]
             rows.append(
                 {
@@ -212,7 +213,7 @@ def search_task(task: ComponentTask) -> tuple[list[dict], SearchStats]:
                     "component": name,
                     "epsg": int(home),
                     "area_m2": area,
-                    "wkb_metric": shapely.to_wkb(poly),
+                    "wkb_metric": wkb,
                 }
             )
     return rows, total

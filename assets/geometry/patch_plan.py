@@ -124,28 +124,35 @@ class _Placement:
             index.add((float(left), float(bottom), float(right), float(top)))
 
     def place(self, cuts: _Cuts) -> None:
-        """Cut every polygon in order, each clear of all windows placed before it."""
+        """Cut every polygon in order, each clear of all windows placed before it. (A loop over
+        ~10^6 polygons at 10^5 tiles: the per-polygon values are read from lists, not numpy.)"""
         rows = free_rows(cuts.polygons, cuts.phase_x, cuts.phase_y, self.side)
+        side, placed = self.side, self.placed
+        starts, epsgs, phases = rows.starts.tolist(), cuts.epsg.tolist(), cuts.phase_x.tolist()
+        convex, orders = cuts.convex.tolist(), cuts.order.tolist()
         for i in range(len(cuts.polygons)):
-            if rows.starts[i] == rows.starts[i + 1]:
+            if starts[i] == starts[i + 1]:
                 continue
-            epsg = int(cuts.epsg[i])
+            epsg = epsgs[i]
             index = self.indexes[epsg]
-            cells = pack(rows, i, float(cuts.phase_x[i]), index, self.side)
-            if cells and not cuts.convex[i]:  # rows were cut on the hull: keep what truly fits
+            cells = pack(rows, i, phases[i], index, side)
+            if cells and not convex[i]:  # rows were cut on the hull: keep what truly fits
                 xy = np.asarray(cells)
-                boxes = window_polygons(xy[:, 0], xy[:, 1], self.side)
+                boxes = window_polygons(xy[:, 0], xy[:, 1], side)
                 cells = [
                     c for c, ok in zip(cells, shapely.contains(cuts.polygons[i], boxes), strict=True) if ok
                 ]
             if not cells:
                 continue
+            order, key = orders[i], cuts.key[i]
             for x0, y0 in cells:
-                index.add(_square(x0, y0, self.side))
-                self.placed.append((epsg, x0, y0, int(cuts.order[i]), cuts.key[i]))
-            xy = np.asarray(cells)
-            for target in sorted(cuts.foreign[i] - {epsg}):
-                self.add_foreign(epsg, xy[:, 0], xy[:, 1], target)
+                index.add(_square(x0, y0, side))
+                placed.append((epsg, x0, y0, order, key))
+            foreign = cuts.foreign[i] - {epsg}
+            if foreign:
+                xy = np.asarray(cells)
+                for target in sorted(foreign):
+                    self.add_foreign(epsg, xy[:, 0], xy[:, 1], target)
 
 
 def _seed(placement: _Placement, previous: gpd.GeoDataFrame, tiles: _Tiles) -> None:

@@ -30,6 +30,7 @@ from rasterio.windows import Window
 
 from assets.labels.footprint import footprint_in
 from assets.labels.vector_labels import VectorLabels
+from assets.object_store import open_raster
 from storage_schemas.patch_store import transform_of
 from storage_schemas.plan import PATCH_PX
 
@@ -61,7 +62,7 @@ def describe_label_raster(path: Path) -> LabelRaster:
     """Check a label raster: one band, integer codes, a CRS (an EPSG code is not required: the
     real NLCD sample is an Albers on the WGS84 datum that has none)."""
     try:
-        with rasterio.open(path) as ds:
+        with open_raster(path) as ds:
             if ds.crs is None:
                 raise LabelSourceError(f"{path}: the raster has no CRS; cannot place its labels")
             if ds.count != 1:
@@ -70,7 +71,7 @@ def describe_label_raster(path: Path) -> LabelRaster:
                 raise LabelSourceError(f"{path}: data type {ds.dtypes[0]}; class codes must be integers")
             nodata = None if ds.nodata is None else int(ds.nodata)
             simulated = "SIMULATED" in ds.tags()
-            return LabelRaster(Path(path), ds.crs, nodata, ds.dtypes[0], simulated)
+            return LabelRaster(path, ds.crs, nodata, ds.dtypes[0], simulated)
     except RasterioError as exc:
         raise LabelSourceError(f"{path}: unreadable: {exc}") from None
 

@@ -47,7 +47,7 @@ from assets.labels.splits import (
 from assets.patches.store import open_store, store_bands
 from storage_schemas.label_dataset import CLASSES, MASK, SAMPLE_COORDS, SPLIT_NAMES, dataset_path
 from storage_schemas.label_products import LabelProduct, class_map_of
-from storage_schemas.paths import readable
+from storage_schemas.paths import readable, zarr_location
 from storage_schemas.release import MANIFEST, PATCH_INDEX
 
 
@@ -160,7 +160,7 @@ def build_label_dataset(
         content.attrs["version"] = version
         open_bands = store_bands(open_store(store))
         write_label_dataset(path, content, store, open_bands)
-    written = zarr.open_group(path, mode="r")
+    written = zarr.open_group(zarr_location(path), mode="r")
     content.masks = written[MASK]
     if segmentation:
         content.classes = written[CLASSES]

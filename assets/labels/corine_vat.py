@@ -18,6 +18,7 @@ import pandas as pd
 import pyogrio
 
 from assets.labels.align import LabelSourceError
+from assets.object_store import ogr_path
 from storage_schemas.label_classes import CORINE_NO_DATA_VALUES, CorineCodes, name_values
 
 VAT_SUFFIX = ".vat.dbf"
@@ -36,7 +37,7 @@ def vat_beside(raster: Path) -> Path | None:
 def read_vat(path: Path, nodata: int | None) -> CorineCodes:
     """The conversion a value attribute table defines; a table that cannot be one is refused by name."""
     try:
-        frame = pyogrio.read_dataframe(path, read_geometry=False)
+        frame = pyogrio.read_dataframe(ogr_path(path), read_geometry=False)
     except Exception as exc:
         raise LabelSourceError(f"{path}: unreadable as a dBase value table: {exc}") from None
     columns = {str(c).lower(): c for c in frame.columns}

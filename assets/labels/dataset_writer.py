@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +26,12 @@ import zarr
 
 from assets.atomic_files import rename_folder_durably
 from assets.labels.partial_dataset import RowView, per_sample_array
+from assets.object_store import replace_tree
 from assets.patches.store import StoreBands, create_reflectance, write_band_coords
 from storage_schemas.label_dataset import CLASSES, LABEL_LAYOUT_VERSION, MASK, MULTI_HOT, SAMPLE_COORDS
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.patch_store import PATCHES_PER_SHARD, TIME_ATTRS, shard_path
+from storage_schemas.paths import StoragePath, is_remote
 from storage_schemas.plan import PATCH_PX
 from storage_schemas.shard_codec import shard_parts
 
@@ -68,7 +71,18 @@ def content_version(content: LabelDatasetContent) -> str:
     return h.hexdigest()[:16]
 
 
-def write_label_dataset(path: Path, content: LabelDatasetContent, store: Path, bands: StoreBands) -> None:
+def write_label_dataset(
+    path: StoragePath, content: LabelDatasetContent, store: StoragePath, bands: StoreBands
+) -> None:
+    """Write the dataset beside ``path`` and swap it into place; on an object store, write it in
+    a local temporary folder and PUT it object by object, the root ``zarr.json`` last (a reader
+    opens the group only once it is there), then delete what the previous dataset had beyond."""
+    if is_remote(path):
+        with tempfile.TemporaryDirectory(prefix="spectralforge-labels-") as local:
+            tmp = Path(local) / path.name
+            _write(tmp, content, store, bands)
+            replace_tree(tmp, path, last="zarr.json")
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -78,7 +92,7 @@ def write_label_dataset(path: Path, content: LabelDatasetContent, store: Path, b
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write(path: Path, content: LabelDatasetContent, store: Path, bands: StoreBands) -> None:
+def _write(path: Path, content: LabelDatasetContent, store: StoragePath, bands: StoreBands) -> None:
     n = len(content.samples)
     group = zarr.create_group(
         path, zarr_format=3, attributes={**content.attrs, "layout_version": LABEL_LAYOUT_VERSION}
@@ -128,7 +142,7 @@ def _array(
         array[start : start + PATCHES_PER_SHARD] = data[start : start + PATCHES_PER_SHARD]
 
 
-def _copy_images(path: Path, slots: np.ndarray, store: Path) -> None:
+def _copy_images(path: Path, slots: np.ndarray, store: StoragePath) -> None:
     with PatchReader(store) as reader:
         if reader.patch_shape[1:] != (PATCH_PX, PATCH_PX):
             raise ValueError(f"{store}: patches of {reader.patch_shape}, expected {PATCH_PX} x {PATCH_PX}")

@@ -37,6 +37,7 @@ from assets.versions import source_version
 from storage_schemas.label_dataset import SAMPLE_COORDS, figures_path
 from storage_schemas.label_products import LABEL_PRODUCTS, LabelProduct, class_map_of
 from storage_schemas.patch_reader import PatchReader
+from storage_schemas.paths import zarr_location
 
 SOURCE_DESCRIPTIONS = {
     "corine": "CORINE Land Cover (Copernicus, Europe): EPSG:3035, 100 m, grid codes 1-44 or CLC codes",
@@ -208,7 +209,7 @@ def _metadata(product: LabelProduct, built, seconds: float) -> dict:
         rows = pick_pairs(content.samples["sample_id"])
         with PatchReader(built.path) as reader:
             images = reader.read_many(rows)
-        wavelengths = zarr.open_group(built.path, mode="r")["wavelength"][:]
+        wavelengths = zarr.open_group(zarr_location(built.path), mode="r")["wavelength"][:]
         titles = [_title(content, r, class_map) for r in rows]
         figures["image_mask_pairs"] = image_mask_pairs_png(
             images, content.masks[rows], class_map, wavelengths, titles

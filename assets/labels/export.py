@@ -29,6 +29,7 @@ from storage_schemas.label_dataset import (
 )
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.patch_store import PATCHES_PER_SHARD
+from storage_schemas.paths import StoragePath, zarr_location
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,13 @@ class LabelExportSummary:
     version: str
     samples: int
     per_split: dict[str, int]
-    out: Path
+    out: StoragePath
 
 
-def export_label_dataset(dataset: Path, out: Path, workers: int = 2) -> LabelExportSummary:
+def export_label_dataset(dataset: StoragePath, out: StoragePath, workers: int = 2) -> LabelExportSummary:
     if not (dataset / "zarr.json").is_file():
         raise FileNotFoundError(f"{dataset}: no label dataset here (materialise it first)")
-    group = zarr.open_group(dataset, mode="r")
+    group = zarr.open_group(zarr_location(dataset), mode="r")
     attrs = dict(group.attrs)
     name, sensor = attrs["name"], attrs["sensor"]
     mask_folder = attrs["product"]["mask_folder"]

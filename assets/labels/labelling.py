@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import rasterio
 from rasterio.errors import RasterioError
 
 from assets.labels.label_patch import PatchLabel, label_patch, unlabelled
 from assets.labels.source_choice import Overlap, choose_label, overlap_problems
 from assets.labels.sources import VECTOR, SourceFile, SourceFiles
 from assets.labels.vector_labels import VectorLabels, VectorSourceError, read_label_vector
+from assets.object_store import open_raster
 from storage_schemas.label_classes import name_values
 from storage_schemas.label_products import LabelProduct
 
@@ -115,7 +115,7 @@ def _open_source(file: SourceFile, product: LabelProduct):
     if file.kind == VECTOR:
         yield _vector(file.path, product, file.mtime_ns)
         return
-    with rasterio.open(file.path) as ds:
+    with open_raster(file.path) as ds:
         yield ds
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import zarr
 from assets.patches.store import patch_codec
 from storage_schemas.label_dataset import CLASSES, MASK
 from storage_schemas.patch_store import PATCHES_PER_SHARD
+from storage_schemas.paths import StoragePath, is_remote
 from storage_schemas.plan import PATCH_PX
 
 SPAN_FACTOR = 4
@@ -124,8 +126,13 @@ class PartialDataset:
 
 
 @contextmanager
-def partial_dataset(final: Path, n: int, segmentation: bool) -> Iterator[PartialDataset]:
-    """The scratch dataset beside ``final`` (``labels/<name>.zarr``), removed on leaving."""
+def partial_dataset(final: StoragePath, n: int, segmentation: bool) -> Iterator[PartialDataset]:
+    """The scratch dataset beside ``final`` (``labels/<name>.zarr``), removed on leaving; in the
+    local temporary folder when ``final`` is on an object store (scratch never goes to the bucket)."""
+    if is_remote(final):
+        with tempfile.TemporaryDirectory(prefix="spectralforge-partial-") as local:
+            yield PartialDataset(Path(local) / f"{final.name}.partial", n, segmentation)
+        return
     path = final.with_name(f".{final.name}.{os.getpid()}.partial")
     shutil.rmtree(path, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)

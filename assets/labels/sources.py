@@ -30,6 +30,7 @@ from assets.labels.align import LabelRaster, LabelSourceError, describe_label_ra
 from assets.labels.corine_vat import vat_beside
 from assets.labels.label_patch import source_convention
 from assets.labels.vector_labels import VECTOR_SUFFIXES, VectorSourceError, read_label_vector
+from assets.object_store import open_raster
 from storage_schemas.label_classes import CorineCodes
 from storage_schemas.label_products import LabelProduct
 
@@ -136,7 +137,7 @@ def _describe(root: Path, path: Path, year: int, product: LabelProduct) -> Sourc
     else:
         raster = describe_label_raster(path)
         try:
-            with rasterio.open(path) as ds:
+            with open_raster(path) as ds:
                 bounds = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
                 kind, cell_m, codes = RASTER, _cell_m(ds), source_convention(ds, product)
         except RasterioError as exc:

@@ -23,7 +23,9 @@ from pyproj import CRS, Transformer
 from rasterio.features import rasterize
 
 from assets.labels.footprint import footprint_in
+from assets.object_store import ogr_path
 from storage_schemas.label_products import LabelProduct
+from storage_schemas.paths import readable
 
 VECTOR_SUFFIXES = (".parquet", ".geoparquet", ".gpkg", ".geojson", ".fgb", ".shp")
 DENSIFY_M = 30.0
@@ -77,7 +79,8 @@ class VectorLabels:
 def read_label_vector(path: Path, product: LabelProduct) -> VectorLabels:
     """Read and check a vector label file: a CRS, the code attribute, integer codes, polygons."""
     try:
-        frame = gpd.read_parquet(path) if path.suffix in (".parquet", ".geoparquet") else gpd.read_file(path)
+        geoparquet = path.suffix in (".parquet", ".geoparquet")
+        frame = gpd.read_parquet(readable(path)) if geoparquet else gpd.read_file(ogr_path(path))
     except Exception as exc:
         raise VectorSourceError(f"{path}: unreadable as vector data: {exc}") from None
     if frame.crs is None:

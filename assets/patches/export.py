@@ -10,7 +10,6 @@ rewrites the same bytes. Patches are read shard by shard (one shard read serves 
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 import rasterio
 from affine import Affine
 
-from assets.atomic_files import make_folders, rename_durably
+from assets.atomic_files import replace_atomically
 from assets.patches.release_publish import release_folder
 from assets.patches.store import open_store
 from storage_schemas.enmap_product import NODATA
@@ -82,8 +81,6 @@ def write_patch_tiff(
 ) -> None:
     """One patch (bands, y, x) as an uncompressed band-sequential GeoTIFF of its own dtype, on the
     patch grid, written atomically (images: int16 with NODATA; label masks: their codes, 0)."""
-    make_folders(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     profile = {
         "driver": "GTiff",
         "width": pixels.shape[2],
@@ -95,8 +92,11 @@ def write_patch_tiff(
         "nodata": nodata,
         "interleave": "band",
     }
-    with rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(pixels)
-        for i, text in enumerate(descriptions, start=1):
-            dst.set_band_description(i, text)
-    rename_durably(tmp, path)
+
+    def write(tmp: str) -> None:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(pixels)
+            for i, text in enumerate(descriptions, start=1):
+                dst.set_band_description(i, text)
+
+    replace_atomically(path, write)

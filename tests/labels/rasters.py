@@ -100,3 +100,16 @@ def stripes(height: int, width: int, codes: list[int], period: int, dtype: str) 
 
 def dump(obj) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
+
+
+def write_nlcd_over_release(layout: DataLayout) -> Path:
+    """An NLCD-like raster (uint8 codes 11, 41, 82, 21 in stripes, nodata 250, an Albers CRS
+    without EPSG code, as the real one) covering the released patches, where the product's
+    pattern looks for it: ``<label sources>/nlcd/nlcd_2021_land_cover.tif``."""
+    site = cluster(release_index(layout))
+    crs = albers_around(site)
+    transform, h, w = covering_grid(site, crs, 30.0)
+    values = stripes(h, w, [11, 41, 82, 21], period=40, dtype="uint8")
+    path = layout.label_sources / "nlcd/nlcd_2021_land_cover.tif"
+    write_raster(path, crs, transform, values, 250)
+    return path

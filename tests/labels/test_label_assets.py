@@ -31,7 +31,11 @@ from spectralforge.cli import main
 from storage_schemas.label_dataset import MASK, export_image, export_mask, export_split_file, figures_path
 from storage_schemas.label_products import LABEL_PRODUCTS
 from storage_schemas.patch_reader import PatchReader
-from tests.labels.rasters import albers_around, cluster, covering_grid, release_index, stripes, write_raster
+from tests.labels.rasters import (
+    stripes,
+    write_nlcd_over_release,
+    write_raster,
+)
 
 NLCD = dataclasses.replace(LABEL_PRODUCTS["enmap_nlcd"], years=(2019, 2021))
 MAX_EVENT_BYTES = 100_000
@@ -46,12 +50,7 @@ def _resources(layout) -> dict:
     }
 
 
-def _write_nlcd(layout) -> None:
-    site = cluster(release_index(layout))
-    crs = albers_around(site)
-    transform, h, w = covering_grid(site, crs, 30.0)
-    values = stripes(h, w, [11, 41, 82, 21], period=40, dtype="uint8")
-    write_raster(layout.label_sources / "nlcd/nlcd_2021_land_cover.tif", crs, transform, values, 250)
+_write_nlcd = write_nlcd_over_release
 
 
 def test_dataset_asset_publishes_counts_pictures_and_exports_the_published_layout(

@@ -1,5 +1,7 @@
 """The EnMAP chain with every root on a bucket of a real S3 API (moto's server on loopback),
-against the same chain on local disk: the same release version and the same store bytes."""
+against the same chain on local disk: the same release version, the same store bytes, the same
+label dataset and the same export; and a reader with only the bucket's URL reads the same patches.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from storage_schemas.patch_reader import PatchReader
 from storage_schemas.paths import DataLayout, readable
 from storage_schemas.release import PATCH_INDEX
 from tests.copies import link_archive
+from tests.labels.rasters import write_nlcd_over_release
 from tests.patches.conftest import ARCHIVE_MODEL
 from tests.patches.helpers import tree_digest
 from tests.s3_server import S3Server, s3_server
@@ -45,12 +48,12 @@ def archive_template(tmp_path_factory) -> Path:
     return root / "archive"
 
 
-def _run_chain(env: dict[str, str], home: Path) -> dict:
+def _run_chain(env: dict[str, str], home: Path, *args: str) -> dict:
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SPECTRAL", "ENMAP", "DESIS", "AWS_"))}
     run = subprocess.run(
-        [sys.executable, "-m", "tests.storage.run_chain"],
+        [sys.executable, "-m", "tests.storage.run_chain", *(args or ("chain",))],
         cwd=PROJECT,
         env={**base, "DAGSTER_HOME": str(home), "SPECTRALFORGE_DASK_WORKERS": "0", **env},
         capture_output=True,
@@ -88,6 +91,32 @@ def test_the_chain_on_a_bucket_equals_the_chain_on_disk(
     assert any(k.startswith("reflectance/c/") for k in on_bucket)
     assert not list(tmp_path.glob("**/*.zarr"))[1:], "only the local run's store is on disk"
 
+    # one label dataset and its export in the published layout, sources and output on the bucket
+    write_nlcd_over_release(DataLayout.at(local_root))
+    s3.upload(local_root / "label_sources", f"{bucket}/label-sources")
+    local_labels = _run_chain(
+        {"SPECTRAL_DATA_ROOT": str(local_root)}, tmp_path / "home-local", "labels", str(tmp_path / "export")
+    )
+    remote_env["SPECTRAL_LABEL_SOURCES"] = f"{bucket}/label-sources"
+    remote_labels = _run_chain(remote_env, tmp_path / "home-s3", "labels", f"{bucket}/export")
+    assert remote_labels["version"] == local_labels["version"]
+    dataset = "labels/enmap_nlcd.zarr"
+    on_disk = tree_digest(local_root / dataset)
+    on_bucket = s3.digest(f"{bucket}/spectralforge/{dataset}")
+    assert set(on_bucket) == set(on_disk) and len(on_disk) > 5
+    differ = {k for k in on_disk if on_disk[k] != on_bucket[k]}
+    assert differ == {"zarr.json"}, "only the root's attributes, which name where store and sources are"
+    local_attrs = json.loads((local_root / dataset / "zarr.json").read_text())["attributes"]
+    remote_attrs = json.loads(s3.read(f"{bucket}/spectralforge/{dataset}/zarr.json"))["attributes"]
+    assert remote_attrs["provenance"]["store"] == f"{bucket}/spectralforge/{store}"
+    assert remote_attrs["provenance"]["label_sources"][0]["file"].startswith(f"{bucket}/label-sources/nlcd/")
+    for attrs in (local_attrs, remote_attrs):
+        attrs["provenance"]["store"] = ""
+        for source in attrs["provenance"]["label_sources"]:
+            source["file"] = ""
+    assert remote_attrs == local_attrs
+    assert s3.digest(f"{bucket}/export") == tree_digest(tmp_path / "export")
+
     # a reader with only the bucket's URL (and the AWS environment)
     for name, value in s3.environ.items():
         monkeypatch.setenv(name, value)
@@ -95,11 +124,14 @@ def test_the_chain_on_a_bucket_equals_the_chain_on_disk(
     local_layout = DataLayout.at(local_root)
     url = str(remote_layout.store)
     assert url == f"{bucket}/spectralforge/{store}"
-    on_s3 = xr.open_zarr(url, consolidated=False)["reflectance"].values
-    on_disk_values = xr.open_zarr(local_layout.store, consolidated=False)["reflectance"].values
-    np.testing.assert_array_equal(on_s3, on_disk_values)
     index = readable(remote_layout.releases / local["version"] / PATCH_INDEX)
     slots = pd.read_parquet(index)["slot"].to_numpy()
+    on_s3, on_disk = (
+        xr.open_zarr(where, consolidated=False, mask_and_scale=False)["reflectance"]
+        for where in (url, local_layout.store)
+    )
+    assert on_s3.shape == on_disk.shape and on_s3.dtype == np.int16
+    np.testing.assert_array_equal(on_s3[slots].values, on_disk[slots].values)
     with PatchReader(url) as remote_reader, PatchReader(local_layout.store) as local_reader:
         np.testing.assert_array_equal(remote_reader.read_many(slots), local_reader.read_many(slots))
     datasets = [
