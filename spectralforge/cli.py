@@ -110,7 +110,7 @@ def catalog_summary(layout: DataLayout) -> str:
 def _validate(args: argparse.Namespace) -> int:
     from storage_schemas.store_validator import validate_store
 
-    report = validate_store(Path(args.store), deep=args.deep)
+    report = validate_store(storage_path(args.store), deep=args.deep)
     for key, value in report.summary.items():
         print(f"{key:<22} {value}")
     for problem in report.problems:

@@ -31,6 +31,7 @@ from storage_schemas.patch_store import (
     check_layout,
     patch_hash,
 )
+from storage_schemas.paths import storage_path, zarr_location
 from storage_schemas.plan import PATCH_PX, location_ids
 
 
@@ -46,13 +47,14 @@ class StoreReport:
 
 
 def validate_store(path: Path, deep: bool = False) -> StoreReport:
-    report = StoreReport(Path(path))
-    meta = Path(path) / "zarr.json"
+    path = storage_path(path)
+    report = StoreReport(path)
+    meta = path / "zarr.json"
     if not meta.is_file():
         report.problems.append(f"{meta}: missing; not a Zarr v3 group")
         return report
     try:
-        group = zarr.open_group(path, mode="r", zarr_format=3)
+        group = zarr.open_group(zarr_location(path), mode="r", zarr_format=3)
         check_layout(dict(group.attrs), str(path))
     except (StoreLayoutError, ValueError, json.JSONDecodeError) as exc:
         report.problems.append(str(exc))
@@ -95,7 +97,7 @@ def validate_store(path: Path, deep: bool = False) -> StoreReport:
     wrong = np.flatnonzero(expected_ids != location[used])
     if len(wrong):
         problems.append(f"{path}: {len(wrong)} slots have a location_id that does not match their epsg/x0/y0")
-    records = _check_commits(Path(path), tile, location, n_bands, problems)
+    records = _check_commits(path, tile, location, n_bands, problems)
     report.summary.update(
         slots=n_slots,
         used_slots=int(used.sum()),
@@ -103,10 +105,10 @@ def validate_store(path: Path, deep: bool = False) -> StoreReport:
         committed_tiles=len(records),
         committed_patches=sum(len(r.written()) for r in records),
     )
-    leftovers = [p.name for p in (Path(path) / REFLECTANCE).rglob("*.partial")]
+    leftovers = [p.name for p in (path / REFLECTANCE).rglob("*.partial")]
     if leftovers:
         report.summary["leftover_partial_files"] = len(leftovers)
-    rewriting = sorted(p.name.removesuffix(REWRITING) for p in (Path(path) / COMMITS).glob(f"*{REWRITING}"))
+    rewriting = sorted(p.name.removesuffix(REWRITING) for p in (path / COMMITS).glob(f"*{REWRITING}"))
     if rewriting:  # not a fault of the store: a re-write is running, or was killed before its commit
         report.summary["tiles_rewrite_unfinished"] = ", ".join(rewriting)
     if deep:

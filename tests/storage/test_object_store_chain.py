@@ -22,6 +22,7 @@ from simulator import simulate_archive
 from storage_schemas.patch_reader import PatchReader
 from storage_schemas.paths import DataLayout, readable
 from storage_schemas.release import PATCH_INDEX
+from storage_schemas.store_validator import validate_store
 from tests.copies import link_archive
 from tests.labels.rasters import write_nlcd_over_release
 from tests.patches.conftest import ARCHIVE_MODEL
@@ -132,6 +133,9 @@ def test_the_chain_on_a_bucket_equals_the_chain_on_disk(
     )
     assert on_s3.shape == on_disk.shape and on_s3.dtype == np.int16
     np.testing.assert_array_equal(on_s3[slots].values, on_disk[slots].values)
+    report = validate_store(url, deep=True)
+    assert report.ok, report.problems
+    assert report.summary == validate_store(local_layout.store, deep=True).summary
     with PatchReader(url) as remote_reader, PatchReader(local_layout.store) as local_reader:
         np.testing.assert_array_equal(remote_reader.read_many(slots), local_reader.read_many(slots))
     datasets = [
