@@ -65,6 +65,12 @@ def cached_catalog(data: Path, size: int, seed: int) -> tuple[Path, float | None
     return path, time.perf_counter() - t
 
 
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's reaped children (the Dask workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_one(size: int, args: argparse.Namespace) -> dict:
     """One size, in this process: simulate (or reuse) the catalog, then time each stage."""
     from assets.archive.catalog_io import read_tiles
@@ -77,21 +83,24 @@ def run_one(size: int, args: argparse.Namespace) -> dict:
     load_before = os.getloadavg()[0]
     tiles = read_tiles(path)
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     graph = build_overlap_graph(tiles)
-    graph_s = time.perf_counter() - t
+    graph_s, graph_cpu = time.perf_counter() - t, time.process_time() - c
     sizes = graph.component_sizes
 
     t = time.perf_counter()
+    workers_cpu = children_cpu()
     with DaskCluster(n_workers=args.workers).map_fn() as map_fn:
         startup_s = time.perf_counter() - t
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         found = temporal_intersections(tiles, graph, map_fn, beam=args.beam)
-        intersections_s = time.perf_counter() - t
+        intersections_s, intersections_cpu = time.perf_counter() - t, time.process_time() - c
+    # the workers' CPU counts once they are reaped, at the end of the with block (start-up included)
+    intersections_cpu += children_cpu() - workers_cpu
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     plan = build_patch_plan(tiles, found.table)
-    plan_stage_s = time.perf_counter() - t
+    plan_stage_s, placement_cpu = time.perf_counter() - t, time.process_time() - c
     summary = plan_summary(plan, len(tiles))
 
     k = int(sizes.iloc[0]) if len(sizes) else 0
@@ -123,6 +132,8 @@ def run_one(size: int, args: argparse.Namespace) -> dict:
         "naive_years": sci(naive_years),
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,
         "rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / kib,
+        "cpu_s": graph_cpu + intersections_cpu + placement_cpu,
+        "cpu": {"graph": graph_cpu, "intersections": intersections_cpu, "placement": placement_cpu},
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
     }
@@ -148,6 +159,7 @@ COLUMNS = [  # header, key, format
     ("place_s", "plan_stage_s", "{:.2f}"),
     ("plan_s", "plan_s", "{:.2f}"),
     ("start_s", "startup_s", "{:.2f}"),
+    ("cpu_s", "cpu_s", "{:.0f}"),
     ("locations", "locations", "{:,}"),
     ("patches", "patches", "{:,}"),
     ("p/tile", "patches_per_tile", "{:.1f}"),
@@ -196,9 +208,10 @@ def main() -> None:
             row = json.loads([ln for ln in done.stdout.splitlines() if ln.startswith(MARK)][-1][len(MARK) :])
             sim = row["simulate_s"]
             secs = ", ".join(f"{k} {v:.2f}" for k, v in row["plan_seconds"].items())
+            cpu = ", ".join(f"{k} {v:.1f}" for k, v in row["cpu"].items())
             print(
                 f"{size:,} tiles: catalog {'cached' if sim is None else f'simulated in {sim:.1f} s'}; "
-                f"plan stage {secs} s; highest order {row['highest_order']}; "
+                f"plan stage {secs} s; CPU {cpu} s; highest order {row['highest_order']}; "
                 f"search {row['search_stats']}; graph {row['graph_stats']}",
                 flush=True,
             )
@@ -212,6 +225,8 @@ def main() -> None:
     print(PAPER)
     print(TARGETS)
     print("(plan_s = graph + intersections + placement; Dask start-up and simulation excluded;")
+    print(" cpu_s: CPU seconds of the three, the Dask workers' included: on a shared machine the")
+    print(" wall clock grows with the load, the CPU seconds much less;")
     print(" RSS_MB: the process's peak; wrk_MB: the largest Dask worker's peak;")
     print(f" load: the 1-minute load average before and after the size, on {os.cpu_count()} CPUs)")
     print()
@@ -230,7 +245,7 @@ def main() -> None:
         f"longest={pick['longest_series']} graph_s={pick['graph_s']:.2f} "
         f"intersections_s={pick['intersections_s']:.2f} "
         f"placement_s={pick['plan_stage_s']:.2f} peak_rss_mb={pick['rss_mb']:.0f} "
-        f"worker_rss_mb={pick['rss_workers_mb']:.0f}"
+        f"worker_rss_mb={pick['rss_workers_mb']:.0f} cpu_s={pick['cpu_s']:.0f} load={pick['load_before']:.1f}"
     )
 
 
