@@ -241,15 +241,25 @@ class DataLayout:
 STAGING_ENV = "SPECTRAL_STAGING"
 
 
-def staging_root(archive: Path, environ: Mapping[str, str] | None = None) -> Path:
+REMOTE_STAGING_DEFAULT = "~/.cache/spectralforge/staging"
+"""Where the tarballs of an object-store archive are unpacked without ``SPECTRAL_STAGING``: this
+host only; a cluster needs ``SPECTRAL_STAGING`` on a folder every worker mounts."""
+
+
+def staging_root(archive: StoragePath, environ: Mapping[str, str] | None = None) -> Path:
     """Where the delivery tarballs of the archive ``archive`` are unpacked, each into
     ``<staging root>/<its archive-relative path>/``: ``$SPECTRAL_STAGING/<archive folder name>``
     if set, else ``staging/<archive folder name>`` beside the archive (with the default layout
     ``$SPECTRAL_DATA_ROOT/staging/archive``). A function of the archive root alone, so that every
     process that reads a product (scan, quality, patch step, on any worker) finds the same files
     from the catalog's ``product_path``. Two archives sharing ``SPECTRAL_STAGING`` need folder
-    names of their own (a scan removes the staged copies of tarballs its archive no longer has)."""
+    names of their own (a scan removes the staged copies of tarballs its archive no longer has).
+    An archive on an object store stages to ``$SPECTRAL_STAGING/<bucket>/<prefix>``, by default
+    under :data:`REMOTE_STAGING_DEFAULT`: always a local (or mounted) folder."""
     env = os.environ if environ is None else environ
+    if is_remote(archive):  # gzip has no random access: unpacked to a (shared) local folder
+        base = Path(env.get(STAGING_ENV) or REMOTE_STAGING_DEFAULT).expanduser().absolute()
+        return base / archive.path
     if env.get(STAGING_ENV):
         return Path(env[STAGING_ENV]).expanduser().absolute() / archive.name
     return archive.parent / "staging" / archive.name

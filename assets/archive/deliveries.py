@@ -209,7 +209,7 @@ def _unpack(tarball: Path, partial: Path, size: int, mtime_ns: int, accepted_lev
     seen: set[str] = set()
     where = "its first member"
     try:
-        with open(tarball, "rb") as raw:
+        with tarball.open("rb") as raw:  # a local file, or an object streamed by s3fs
             gzipped = raw.read(2) == b"\x1f\x8b"  # the gzip magic, whatever the name says
             raw.seek(0)
             stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw

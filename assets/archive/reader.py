@@ -49,7 +49,6 @@ from assets.archive.sources import (
 from assets.archive.tiff_extent import NotATiffError, tiff_data_extent
 from assets.environment_faults import writing_under
 from assets.object_store import gdal_path
-from storage_schemas.paths import is_remote
 from storage_schemas.sensors import CLEANING_MASKS, ENMAP, Sensor
 
 REQUIRED_MASKS = CLEANING_MASKS
@@ -188,12 +187,6 @@ def staged_delivery(root: Path, container: Container, sensor: Sensor = ENMAP) ->
     manifest names this size and mtime of the tarball, else unpacked (again) now. DeliveryError
     for a bad tarball; EnvironmentFault (naming the staging folder) when the folder cannot be written
     (no space, permission, read-only file system), which fails the scan instead of quarantining."""
-    if is_remote(root):
-        raise DeliveryError(
-            f"{container.path}: a delivery tarball in an object-store archive ({root}) cannot be read in "
-            "place (gzip has no random access); unpack it into product ZIPs in the bucket, or keep "
-            "tarball deliveries on a local or mounted archive"
-        )
     folder = staged_folder(root, container.path)
     staged = current_staging(folder, container.size, container.mtime_ns)
     if staged is not None:

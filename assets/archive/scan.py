@@ -51,7 +51,7 @@ from storage_schemas.catalog import (
     ZIP_SEPARATOR,
 )
 from storage_schemas.patch_store import recorded_sources
-from storage_schemas.paths import DataLayout, is_remote, sensor_paths, staging_root
+from storage_schemas.paths import DataLayout, sensor_paths, staging_root
 from storage_schemas.sensors import ENMAP, Sensor, sensor_named
 
 MapFn = Callable[[Callable, Sequence], Iterable]
@@ -206,8 +206,7 @@ def scan_archive(
             write_tiles(products, layout.products)
             write_tiles(tiles, layout.tiles)
             write_quarantine(quarantine, layout.quarantine)
-        if containers and not is_remote(root):  # nothing is staged for an object-store archive
-            # an archive that lists nothing is refused below, its staged copies kept
+        if containers:  # an archive that lists nothing is refused below, its staged copies kept
             tarballs = {c.path for c in containers if c.kind == TAR}
             with writing_under(staging_root(root), "the staging folder"):
                 stats["staged_removed"] = len(remove_stale_staging(staging_root(root), tarballs))

@@ -14,8 +14,8 @@ turns a ``<tarball>!/<member ZIP>`` product path into the path of the staged fil
 An archive on an object store (``s3://bucket/prefix``) is read in place the same way: one LIST of
 the prefix finds the containers (a "folder" is a key prefix, its mtime the newest LastModified),
 Python reads METADATA.XML and ZIP directories through ranged GETs (s3fs), and GDAL reads through
-``/vsis3/`` (``/vsizip//vsis3/...`` for ZIP members). Delivery tarballs there are refused with a
-reason: unpacking them needs a staging folder, which the object-store archive does not have yet.
+``/vsis3/`` (``/vsizip//vsis3/...`` for ZIP members). Delivery tarballs there are streamed once
+into a local staging folder (``storage_schemas.paths.staging_root``), as local ones are unpacked.
 """
 
 from __future__ import annotations

@@ -43,9 +43,12 @@ def s3(tmp_path_factory) -> S3Server:
 
 @pytest.fixture(scope="module")
 def archive_template(tmp_path_factory) -> Path:
-    """A small simulated archive as it is delivered (product folders and ZIPs)."""
+    """A small simulated archive as it is delivered: product folders, ZIPs and a DLR order tarball."""
     root = tmp_path_factory.mktemp("simulated") / "data"
-    simulate_archive(root, tiles=8, tile_size=256, seed=2, model=ARCHIVE_MODEL)
+    simulate_archive(
+        root, tiles=8, tile_size=256, seed=2, model=ARCHIVE_MODEL, delivery="tar", delivered_share=0.4
+    )
+    assert list((root / "archive").rglob("dims_op_oc_oc-en_*.tar.gz"))
     return root / "archive"
 
 
@@ -78,10 +81,13 @@ def test_the_chain_on_a_bucket_equals_the_chain_on_disk(
         **s3.environ,
         "SPECTRAL_DATA_ROOT": f"{bucket}/spectralforge",
         "ENMAP_ARCHIVE": f"{bucket}/enmap/archive",
+        "SPECTRAL_STAGING": str(tmp_path / "staging"),  # tarballs are unpacked to a local folder
     }
     remote = _run_chain(remote_env, tmp_path / "home-s3")
 
     assert remote["version"] == local["version"]
+    staged = list((tmp_path / "staging" / "spectral-chain" / "enmap" / "archive").rglob("*.ZIP"))
+    assert staged, "the tarball on the bucket was streamed into the staging folder"
     store = "stores/spectral_earth.zarr"
     on_disk = tree_digest(local_root / store)
     # the only files the bucket lacks: the empty flock files of the local writer locks
