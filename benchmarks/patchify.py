@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/patchify.py [--quick] [--tiles 6] [--tile-size 1000]
                                                          [--seed 0] [--repeats 2] [--reads 300]
-                                                         [--profile] [--data DIR]
+                                                         [--workers 1,2,4] [--profile] [--data DIR]
 
 Why: the ``tile_patches`` step (``assets/patches/patchify.py``) reads a tile once, whole, then cuts
 its patches, masks them, hashes them, sums their statistics and writes them compressed into the
@@ -39,11 +39,15 @@ Measured, on the same tiles, in one run (MB are 10^6 bytes):
   out of the page cache, which decides a lot on a VM.
 - compression: uncompressed bytes of the written patches / bytes on disk of the reflectance
   shards (``stores/spectral_earth.zarr/reflectance/c/**``; empty chunks are not stored).
-- workers: the full step over all tiles on ``DaskCluster(n_workers=1)`` and ``n_workers=2``: wall
-  time of one ``map_fn(patchify_tile, jobs)`` (scatter, map, gather) inside the ``with`` block;
-  cluster start-up and a warm-up map (the step's imports and the store opened once per worker) are
-  excluded, since a real run pays them once for many tiles. Speed-up = t1 / t2. It is bounded by
-  the cores other work leaves free. The table also shows the 1-worker time against the in-process
+- workers: the full step over all tiles on ``DaskCluster(n_workers=n)`` for each n of
+  ``--workers`` (default 1,2): wall time of one ``map_fn(patchify_tiles, batches)`` (scatter,
+  map, gather) inside the ``with`` block; cluster start-up and a warm-up map (the step's imports
+  and the store opened once per worker) are excluded, since a real run pays them once for many
+  tiles. Batches are ``TILES_PER_TASK`` tiles as in ``tile_patches``, smaller when there are too
+  few tiles to give every worker one (a real run has 64 tiles, 16 tasks). Per n: MB/s of source
+  pixels (the read-alone image bytes over the wall time), its ratio to the read-alone rate of one
+  process, and the speed-up over one worker (workers_speedup = t1 / t2). It is bounded by the
+  cores other work leaves free. The table also shows the 1-worker time against the in-process
   one (what the worker process costs).
 - random patch reads: the committed tiles become a release (``collect_release`` +
   ``publish_release``) exported to the published layout (``export_release``: one uncompressed
@@ -66,6 +70,7 @@ import argparse
 import cProfile
 import io
 import json
+import math
 import os
 import pstats
 import resource
@@ -188,7 +193,7 @@ def plain_read(layout, row: dict) -> float:
     exactly as the step does (GDAL's /vsizip/ would re-inflate per band)."""
     import rasterio
 
-    from assets.archive.reader import GDAL_OPTIONS
+    from assets.archive.sources import GDAL_OPTIONS
     from assets.patches.tile_pixels import open_raster
 
     t = time.perf_counter()
@@ -283,7 +288,8 @@ def dask_wall(jobs: list, n_workers: int, store: Path) -> tuple[float, int]:
     from assets.patches.patchify import TILES_PER_TASK, patchify_tiles
     from assets.resources import DaskCluster
 
-    batches = [jobs[i : i + TILES_PER_TASK] for i in range(0, len(jobs), TILES_PER_TASK)]
+    size = max(1, min(TILES_PER_TASK, math.ceil(len(jobs) / n_workers)))
+    batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     with DaskCluster(n_workers=n_workers).map_fn() as map_fn:
         warmed = len(set(map_fn(warm_up, [str(store)] * (4 * n_workers))))
         t = time.perf_counter()
@@ -471,13 +477,14 @@ def run(args: argparse.Namespace, root: Path) -> None:
     compression = patch_mb * MB / disk if disk else float("nan")
 
     walls = {}
-    for n in (1, 2):
+    for n in args.workers:
         walls[n], warmed = dask_wall(jobs, n, layout.store)
         print(
-            f"  {n} Dask worker(s): {walls[n]:.2f} s for {len(jobs)} tiles ({warmed} worker(s) warmed up)",
+            f"  {n} Dask worker(s): {walls[n]:.2f} s for {len(jobs)} tiles ({warmed} worker(s) warmed up), "
+            f"{image_mb / walls[n]:,.0f} MB/s; load {load()}",
             flush=True,
         )
-    speedup = walls[1] / walls[2]
+    speedup = walls[1] / walls[2] if {1, 2} <= walls.keys() else float("nan")
 
     profile = profile_step(jobs) if args.profile else ""
 
@@ -562,12 +569,26 @@ def run(args: argparse.Namespace, root: Path) -> None:
             f"{compression:.2f}x",
             f"{patch_mb:,.0f} MB of patches in {disk / MB:,.0f} MB of shards; {codec}",
         ),
-        ("Dask 1 worker", f"{walls[1]:.2f} s", "all tiles, one map; start-up and warm-up excluded"),
-        ("Dask 2 workers", f"{walls[2]:.2f} s", f"{os.cpu_count()} CPUs on this machine"),
-        (
-            "Dask 1 worker / in-process",
-            f"{walls[1] / full_s:.2f}",
-            "time; > 1: what the worker process costs",
+        *(
+            (
+                f"Dask {n} worker{'s' if n > 1 else ''}",
+                f"{rate(image_mb, wall)} MB/s",
+                f"{wall:.2f} s; ratio to read-alone {image_mb / wall / read_mbps:.2f}"
+                + (f"; speed-up {walls[1] / wall:.2f}x over 1" if 1 in walls and n != 1 else "")
+                + (f"; {os.cpu_count()} CPUs on this machine" if n == max(walls) else ""),
+            )
+            for n, wall in walls.items()
+        ),
+        *(
+            [
+                (
+                    "Dask 1 worker / in-process",
+                    f"{walls[1] / full_s:.2f}",
+                    "time; > 1: what the worker process costs",
+                )
+            ]
+            if 1 in walls
+            else []
         ),
         ("workers speed-up", f"{speedup:.2f}x", "t1 / t2"),
         (
@@ -589,7 +610,11 @@ def run(args: argparse.Namespace, root: Path) -> None:
     print(
         f"RESULT read_alone_mbps={read_mbps:.0f} full_step_mbps={full_mbps:.0f} ratio={ratio:.2f} "
         f"compression={compression:.2f} workers_speedup={speedup:.2f} "
-        f"store_vs_geotiff_reads={store_vs_tiff:.2f}"
+        f"store_vs_geotiff_reads={store_vs_tiff:.2f} "
+        + " ".join(
+            f"mbps_w{n}={image_mb / w:.0f} ratio_w{n}={image_mb / w / read_mbps:.2f}"
+            for n, w in walls.items()
+        )
     )
 
 
@@ -604,6 +629,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs per tile; the fastest is kept")
     parser.add_argument("--reads", type=int, help="random patch reads (default 300; --quick 100)")
     parser.add_argument("--max-masked", type=float, default=0.1, help="the step's max masked share")
+    parser.add_argument(
+        "--workers",
+        type=lambda text: sorted({int(n) for n in text.split(",") if n.strip()}),
+        default=[1, 2],
+        help="Dask worker counts to time the full step on (comma-separated; default 1,2)",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile the full step (cProfile)")
     parser.add_argument("--data", type=Path, help="reuse (or create) the planned archive under DIR")
     args = parser.parse_args()
