@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from assets.atomic_files import make_folders, write_text
 from storage_schemas.label_dataset import dataset_path
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, storage_path, zarr_location
 from storage_schemas.release import resolve_release
 from training import checkpoints
 from training.config import BenchmarkConfig, load_config
@@ -391,7 +391,7 @@ def run_benchmark(cfg: BenchmarkConfig, report: Reporter) -> list[dict]:
     encoder = Encoder.load(cfg.encoder)
     cfg = replace(cfg, normalisation=encoder.normalisation(cfg.normalisation))
     encoders = [encoder, *random_inits(cfg, encoder)]
-    root = Path(cfg.data_root).absolute()
+    root = storage_path(cfg.data_root)  # a folder or an s3:// bucket
     paths = {name: dataset_path(DataLayout.at(root).labels, name) for name in cfg.datasets}
     built = [name for name, path in paths.items() if (path / "zarr.json").is_file()]
     if not built:
@@ -407,7 +407,7 @@ def run_benchmark(cfg: BenchmarkConfig, report: Reporter) -> list[dict]:
             metric = _metric_of(name)
             rows += [_unmeasured(name, p, metric, reason, e, cfg) for e in encoders for p in protocols]
             continue
-        attrs = dict(zarr.open_group(paths[name], mode="r").attrs)
+        attrs = dict(zarr.open_group(zarr_location(paths[name]), mode="r").attrs)
         release = resolve_release(
             DataLayout.at(root, sensor=attrs["sensor"]).releases, attrs["provenance"]["release"]
         )
@@ -519,7 +519,7 @@ def _metric_of(name: str) -> str:
 
 def _empty_split_reason(name: str, path: Path) -> str:
     """Why a dataset cannot be trained or tested on, from its split sizes ("" when it can)."""
-    splits = zarr.open_group(path, mode="r")["split"][:].tolist()
+    splits = zarr.open_group(zarr_location(path), mode="r")["split"][:].tolist()
     sizes = {s: splits.count(s) for s in ("train", "val", "test")}
     listed = f"{len(splits)} samples: {sizes['train']} train, {sizes['val']} val, {sizes['test']} test"
     if sizes["train"] == 0:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from storage_schemas.paths import DataLayout
+from storage_schemas.paths import DataLayout, storage_path
 from storage_schemas.release import resolve_release
 from training import checkpoints
 from training.config import PretrainConfig, as_dict, load_config
@@ -177,7 +177,7 @@ def learning_rate(cfg: PretrainConfig, epoch: int) -> float:
 def pretrain(cfg: PretrainConfig, report: Reporter, placement: Placement | None = None) -> PretrainResult:
     check_recipe(cfg)
     placement = placement or place(cfg.device)
-    data_root = Path(cfg.data_root).absolute()
+    data_root = storage_path(cfg.data_root)  # a folder or an s3:// bucket
     release = resolve_release(DataLayout.at(data_root, sensor=cfg.sensor).releases, cfg.release)
     recipe_ = recipe(cfg.method)
     dataset = PretrainDataset(
