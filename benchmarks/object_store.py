@@ -24,7 +24,10 @@ GDAL's ``/vsis3/`` would move the pipeline's hot bytes faster, on the operations
 - LIST of ``--keys`` keys under one prefix (what ``list_objects`` does for a store's shards).
 
 s3fs runs through the pipeline's own functions (``assets.object_store.put_bytes``, ``get_bytes``,
-``list_objects``; ``fs.cat_file(start, end)`` as ``PatchReader``), so its row is the code's.
+``list_objects``; ``fs.cat_file(start, end)`` as ``PatchReader``), so its row is the code's. s3fs
+(2026.9) splits a PUT above 100 MiB into 50 MiB parts and a whole GET above 50 MiB into 50 MiB
+ranges, 10 in flight (``max_concurrency=10``); the row "s3fs, one request" passes
+``pipe_file(chunksize=2**31)`` and ``cat_file(max_concurrency=1)``, options the code could take.
 obstore runs with its defaults (multipart above 5 MiB, 12 parts in flight) and once with
 ``use_multipart=False`` for the big PUT; boto3 with ``put_object``/``get_object`` (one request) and
 ``upload_fileobj`` (its transfer manager). obstore's GET gives a buffer (``obstore.Bytes``, no copy
@@ -165,19 +168,29 @@ class S3fsLib:
     name = "s3fs"
     put_only = False
 
-    def __init__(self) -> None:
+    def __init__(self, one_request: bool = False) -> None:
         from assets.object_store import get_bytes, list_objects, put_bytes
         from storage_schemas.paths import storage_path
 
         self._path, self._put, self._get, self._list = storage_path, put_bytes, get_bytes, list_objects
+        self.one_request = one_request
+        if one_request:
+            self.name = "s3fs, one request"
 
     def url(self, key: str):
         return self._path(f"s3://{BUCKET}/{key}")
 
     def put(self, key: str, data: bytes) -> None:
-        self._put(self.url(key), data)
+        if self.one_request:  # no multipart below S3's 5 GiB limit for one PUT
+            path = self.url(key)
+            path.fs.pipe_file(path.path, data, chunksize=2**31)
+        else:
+            self._put(self.url(key), data)
 
     def get(self, key: str):
+        if self.one_request:  # one GET, not 50 MiB ranges 10 at a time
+            path = self.url(key)
+            return path.fs.cat_file(path.path, max_concurrency=1)
         return self._get(self.url(key))
 
     def get_range(self, key: str, start: int, length: int):
@@ -385,6 +398,8 @@ def library_rows(lib, products: dict[str, int], tiled: int, payloads: dict[str, 
             )
         else:
             rows.append(Row(op, lib.name, nbytes, *timed(r, lambda _, key=key: lib.get(key))))
+    if getattr(lib, "one_request", False):  # ranges and LIST are the plain s3fs calls
+        return rows
     timing = timed(r, lambda i: lib.get_range("shard", i * CHUNK_BYTES, CHUNK_BYTES))
     rows.append(Row(SHARD_RANGE, lib.name, CHUNK_BYTES, *timing, "one patch chunk, as PatchReader"))
     timing = timed(r, lambda i: lib.get_range("tiled.tif", (i % 14 + 1) * tiled, tiled))
@@ -461,6 +476,7 @@ def main() -> None:
             payloads = {"shard": payload(SHARD_BYTES, 2), "small": payload(SMALL_PUT_BYTES, 3)}
             libs = [
                 S3fsLib(),
+                S3fsLib(one_request=True),
                 ObstoreLib(server.environ),
                 ObstoreLib(server.environ, multipart=False),
                 Boto3Lib(server.environ),

@@ -130,6 +130,15 @@ def run(args: argparse.Namespace, root: Path) -> None:
     report(results, load_before, args)
 
 
+def s3fs_concurrency() -> int:
+    """s3fs's ranges in flight for a whole GET (10 by default; ``FSSPEC_S3_MAX_CONCURRENCY`` sets
+    it for every process, the Dask workers included): moto copies the whole object for each
+    ranged GET, so on moto this decides the bucket's read rate."""
+    from storage_schemas.paths import storage_path
+
+    return storage_path(f"s3://{BUCKET}").fs.max_concurrency
+
+
 def report(results: dict[str, dict], load_before: str, args: argparse.Namespace) -> None:
     rows = [("root / measure", "MB/s", "note")]
     for where, r in results.items():
@@ -165,6 +174,13 @@ def report(results: dict[str, dict], load_before: str, args: argparse.Namespace)
     rows.append(("bucket / local, read-alone", f"{local['read_s'] / bucket['read_s']:.2f}", "MB/s ratio"))
     rows.append(
         (
+            "s3fs max_concurrency",
+            f"{s3fs_concurrency()}",
+            "whole GETs above 50 MiB in ranges this many at a time (FSSPEC_S3_MAX_CONCURRENCY)",
+        )
+    )
+    rows.append(
+        (
             "data",
             f"{local['image_mb']:,.0f} MB",
             f"{local['tiles']} tiles of {args.tile_size} px; {os.cpu_count()} CPUs",
@@ -195,7 +211,7 @@ def report(results: dict[str, dict], load_before: str, args: argparse.Namespace)
             mbps = r["image_mb"] / wall
             fields.append(f"{key}_mbps_w{n}={mbps:.0f} {key}_ratio_w{n}={mbps / read_mbps:.2f}")
     fields += [f"s3_vs_local_w{n}={local['walls'][n] / bucket['walls'][n]:.2f}" for n in args.workers]
-    print("RESULT " + " ".join(fields) + " server=moto_loopback")
+    print("RESULT " + " ".join(fields) + f" s3fs_max_concurrency={s3fs_concurrency()} server=moto_loopback")
 
 
 def main() -> None:
