@@ -544,6 +544,11 @@ def report(rows: list[Row], load_before: str, args) -> None:
         fields.index(f"obstore_put_mbps={pick('PUT shard', 'obstore')}") + 1,
         f"obstore_single_put_mbps={pick('PUT shard', 'obstore, one PUT')}",
     )
+    fields.insert(
+        fields.index(f"s3fs_put_mbps={pick('PUT shard', 's3fs')}") + 1,
+        f"s3fs_one_request_put_mbps={pick('PUT shard', 's3fs, one request')} "
+        f"s3fs_one_request_get_mbps={pick(big, 's3fs, one request')}",
+    )
     gdal_mb = max((r.nbytes for r in rows if r.op.startswith(big) and r.library == "GDAL /vsis3/"), default=0)
     fields.append(f"gdal_get_product_mb={gdal_mb / MB:.0f}")
     print("RESULT " + " ".join(fields) + " server=moto_loopback")
