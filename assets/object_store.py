@@ -7,10 +7,13 @@ final key in one PUT instead, and every "commit last" rule of the store still ho
 record is PUT after the shards it describes. The pipeline code asks :func:`is_remote` and, where the
 two differ, calls one of these.
 
-Library: fsspec's ``s3fs`` (through :class:`upath.UPath`), the one zarr, pandas, geopandas and
-xarray already take ``s3://`` URLs with, and GDAL's ``/vsis3/`` for raster headers (the scan and
-the quality step). ``benchmarks/object_store.py`` measures s3fs against obstore and GDAL; see the
-README ("Object storage") for the numbers and why s3fs.
+Libraries, chosen by measured throughput (``benchmarks/object_store.py``, README "On object
+storage"): the hot path (a tile's shard PUTs, its product GETs: :func:`put_bytes`,
+:func:`get_bytes`) goes through obstore (Rust's ``object_store``), 1.7-2.8x s3fs for a shard PUT and
+1.8-5.9x for a 300 MB GET on the loopback server; everything else through fsspec's ``s3fs`` (via
+:class:`upath.UPath`), the one zarr, pandas, geopandas and xarray take ``s3://`` URLs with; GDAL's
+``/vsis3/`` opens raster headers (the scan, the quality step, label sources). obstore is used when
+the environment gives static keys (``AWS_ACCESS_KEY_ID``); with a profile or SSO only s3fs.
 
 Credentials and endpoint come from the AWS environment, read by botocore (s3fs) and translated
 for GDAL (:func:`gdal_s3_options`); nothing is hard-coded.
@@ -19,11 +22,13 @@ for GDAL (:func:`gdal_s3_options`); nothing is hard-coded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -43,6 +48,10 @@ BACKOFF_S = 1.0
 TRANSIENT_CODES = {"500", "502", "503", "504", "SlowDown", "RequestTimeout", "InternalError", "Throttling"}
 
 
+OBSTORE_TRANSIENT = ("status code: 5", "SlowDown", "error sending request", "connection", "timed out")
+"""What obstore's errors say once its own retries are spent on a 5xx or a lost connection."""
+
+
 class ObjectStoreError(OSError):
     """An object operation failed for good; the message names the URL and the cause."""
 
@@ -59,6 +68,9 @@ def is_transient(exc: BaseException) -> bool:
     a missing bucket or refused credentials are not."""
     if isinstance(exc, FileNotFoundError | PermissionError):
         return False
+    text = str(exc)
+    if type(exc).__module__.startswith("obstore") and any(s in text for s in OBSTORE_TRANSIENT):
+        return True
     names = {type(e).__name__ for e in _chain(exc)}
     if names & {"ConnectionError", "EndpointConnectionError", "ReadTimeoutError", "ConnectionClosedError"}:
         return True
@@ -96,6 +108,13 @@ def with_retries(what: str, url: str, operation: Callable[[], T], attempts: int 
 
 def put_bytes(path: StoragePath, data: bytes | bytearray | memoryview) -> None:
     """One whole object in one PUT (atomic for readers), retried when the store is flaky."""
+    fast = _obstore(path)
+    if fast is not None:
+        import obstore
+
+        store, key = fast
+        with_retries("PUT", str(path), lambda: obstore.put(store, key, memoryview(data), use_multipart=False))
+        return
     with_retries("PUT", str(path), lambda: path.fs.pipe_file(path.path, bytes(data)))
 
 
@@ -137,7 +156,58 @@ def get_bytes(path: StoragePath) -> bytes:
     """A whole object in one GET (a missing key stays a FileNotFoundError)."""
     if not is_remote(path):
         return path.read_bytes()
+    fast = _obstore(path)
+    if fast is not None:
+        import obstore
+
+        store, key = fast
+
+        def get() -> bytes:
+            try:
+                return bytes(obstore.get(store, key).bytes())
+            except obstore.exceptions.NotFoundError:
+                raise FileNotFoundError(str(path)) from None
+
+        return with_retries("GET", str(path), get)
     return with_retries("GET", str(path), lambda: path.fs.cat_file(path.path))
+
+
+def _obstore(path: StoragePath):
+    """(obstore S3Store of the path's bucket, key) when the environment has static keys, else
+    None (s3fs then). One store per bucket and environment, per process."""
+    if path.protocol != "s3" or not os.environ.get("AWS_ACCESS_KEY_ID"):
+        return None
+    bucket, _, key = path.path.partition("/")
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION")
+    names += ("AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_MAX_ATTEMPTS")
+    return _obstore_store(bucket, tuple(os.environ.get(n, "") for n in names)), key
+
+
+@functools.cache
+def _obstore_store(bucket: str, env: tuple[str, ...]):
+    from obstore.store import S3Store
+
+    key_id, secret, token, region, default_region, endpoint_s3, endpoint, attempts = env
+    config = {"access_key_id": key_id, "secret_access_key": secret, "region": region or default_region}
+    if token:
+        config["session_token"] = token
+    if endpoint_s3 or endpoint:
+        config["endpoint"] = endpoint_s3 or endpoint
+    retry = {  # botocore's AWS_MAX_ATTEMPTS bounds obstore's retries as well
+        "max_retries": max(int(attempts or 5) - 1, 0),
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=100),
+            "max_backoff": timedelta(seconds=5),
+            "base": 2,
+        },
+        "retry_timeout": timedelta(seconds=120),
+    }
+    return S3Store(
+        bucket,
+        config={k: v for k, v in config.items() if v},
+        client_options={"allow_http": (endpoint_s3 or endpoint).startswith("http://")},
+        retry_config=retry,
+    )
 
 
 def remove(path: StoragePath) -> None:

@@ -6,13 +6,11 @@ from __future__ import annotations
 from dataclasses import astuple
 from pathlib import Path
 
-import fsspec
 import pytest
 
 from assets.archive.sources import find_containers
 from simulator import simulate_archive
 from storage_schemas.paths import DataLayout, is_remote, relative_href, staging_root, storage_path
-from tests.s3_server import S3Server, s3_server
 
 
 def test_a_bucket_url_is_a_remote_path_and_a_local_one_stays_a_path(tmp_path):
@@ -38,21 +36,12 @@ def test_a_layout_on_a_bucket_keeps_every_file_under_it():
     assert staged == Path("/mnt/staging/enmap-archive/L2A")
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory) -> S3Server:
-    with s3_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
-        yield server
-
-
 @pytest.mark.parametrize("delivery", ["zip", "tar"])
-def test_the_walk_of_a_bucket_finds_what_the_walk_of_the_disk_finds(s3, delivery, tmp_path, monkeypatch):
+def test_the_walk_of_a_bucket_finds_what_the_walk_of_the_disk_finds(s3, aws, delivery, tmp_path):
     root = tmp_path / "data"
     simulate_archive(root, tiles=5, tile_size=64, seed=4, delivery=delivery, delivered_share=0.4)
     s3.create_bucket(f"walk-{delivery}")
     s3.upload(root / "archive", f"s3://walk-{delivery}/nested/archive")
-    for name, value in s3.environ.items():
-        monkeypatch.setenv(name, value)
-    fsspec.filesystem("s3").clear_instance_cache()
     on_disk = [astuple(c)[:3] for c in find_containers(root / "archive")]
     on_bucket = list(find_containers(storage_path(f"s3://walk-{delivery}/nested/archive")))
     assert [astuple(c)[:3] for c in on_bucket] == on_disk  # path, kind, size; mtimes are the store's

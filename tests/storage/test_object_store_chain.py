@@ -27,18 +27,12 @@ from tests.copies import link_archive
 from tests.labels.rasters import write_nlcd_over_release
 from tests.patches.conftest import ARCHIVE_MODEL
 from tests.patches.helpers import tree_digest
-from tests.s3_server import S3Server, s3_server
+from tests.s3_server import S3Server
 from training.data import PretrainDataset, release_store
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[2]
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory) -> S3Server:
-    with s3_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +63,7 @@ def _run_chain(env: dict[str, str], home: Path, *args: str) -> dict:
 
 
 def test_the_chain_on_a_bucket_equals_the_chain_on_disk(
-    s3: S3Server, archive_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: S3Server, archive_template: Path, tmp_path: Path, aws: pytest.MonkeyPatch
 ):
     local_root = tmp_path / "data"
     link_archive(archive_template, local_root / "archive")
@@ -125,8 +119,6 @@ def test_the_chain_on_a_bucket_equals_the_chain_on_disk(
     assert s3.digest(f"{bucket}/export") == tree_digest(tmp_path / "export")
 
     # a reader with only the bucket's URL (and the AWS environment)
-    for name, value in s3.environ.items():
-        monkeypatch.setenv(name, value)
     remote_layout = DataLayout.at(f"{bucket}/spectralforge", f"{bucket}/enmap/archive")
     local_layout = DataLayout.at(local_root)
     url = str(remote_layout.store)

@@ -15,28 +15,13 @@ from assets.patches.patchify import _write_shard
 from assets.resources import DaskCluster, DataRoot
 from storage_schemas.paths import DataLayout, storage_path
 from storage_schemas.shard_codec import encode_chunk
-from tests.s3_server import S3Server, s3_server
+from tests.s3_server import S3Server
 from tests.storage.flaky_proxy import FlakyProxy
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory) -> S3Server:
-    with s3_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
-        server.create_bucket("faults")
-        yield server
-
-
-@pytest.fixture
-def aws(s3: S3Server, monkeypatch: pytest.MonkeyPatch):
-    """The AWS environment of the server; fsspec's cached clients dropped, so each test's
-    endpoint and keys are the ones used."""
-    for name in ("AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3.environ.items():
-        monkeypatch.setenv(name, value)
-    fsspec.filesystem("s3").clear_instance_cache()
-    yield monkeypatch
-    fsspec.filesystem("s3").clear_instance_cache()
+@pytest.fixture(scope="module", autouse=True)
+def faults_bucket(s3: S3Server) -> None:
+    s3.create_bucket("faults")
 
 
 def _catalog_failure(layout: DataLayout) -> str:
