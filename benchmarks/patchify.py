@@ -276,8 +276,9 @@ def warm_up(store: str) -> int:
     pipeline start once per worker process, not once per tile."""
     from assets.patches import patchify  # noqa: F401
     from assets.patches.store import open_store, store_bands
+    from storage_schemas.paths import storage_path
 
-    store_bands(open_store(Path(store)))
+    store_bands(open_store(storage_path(store)))  # a folder or an s3:// URL
     time.sleep(0.5)  # long enough that every worker gets some of the warm-up tasks
     return os.getpid()
 

@@ -47,18 +47,6 @@ import patchify as bench  # benchmarks/patchify.py, same folder
 BUCKET = "bench"
 
 
-def warm_up(store: str) -> int:
-    """``bench.warm_up`` for a store given by URL as well as by path (it takes ``Path(store)``,
-    which turns ``s3://b/k`` into a local ``s3:/b/k``); ``dask_wall`` runs it on every worker."""
-    from assets.patches import patchify  # noqa: F401
-    from assets.patches.store import open_store, store_bands
-    from storage_schemas.paths import storage_path
-
-    store_bands(open_store(storage_path(store)))
-    time.sleep(0.5)  # long enough that every worker gets some of the warm-up tasks
-    return os.getpid()
-
-
 def plan_on(layout) -> float:
     """Catalog -> plan -> store allocation over ``layout`` through the real assets; seconds."""
     from ephemeral import materialize_quietly
@@ -116,7 +104,6 @@ def run(args: argparse.Namespace, root: Path) -> None:
     from storage_schemas.paths import DataLayout
     from tests.s3_server import s3_server
 
-    bench.warm_up = warm_up  # dask_wall looks its warm-up up by name
     load_before = bench.load()
     prep = bench.prepare(root, args)
     local = DataLayout.at(root)
