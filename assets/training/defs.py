@@ -19,6 +19,7 @@ two runs with the same settings never share one folder: the second fails at once
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from assets.patches.defs import RELEASE_ASSET
 from assets.resources import DataRoot
 from assets.training.run_lock import RunFolderBusyError, hold_run_folder
 from storage_schemas.label_products import LABEL_PRODUCTS
-from storage_schemas.paths import PROJECT_ROOT
+from storage_schemas.paths import PROJECT_ROOT, StoragePath, is_remote
 from storage_schemas.release import ReleaseNotFoundError, resolve_release
 from storage_schemas.source_versions import source_version
 from training.config import BenchmarkConfig, PretrainConfig
@@ -160,11 +161,29 @@ class BenchmarkRunConfig(Config):
     amp: bool = _BENCHMARK.amp
 
 
-def run_folder(root: Path, kind: str, settings: dict) -> Path:
-    """``runs/<kind>/<hash of the settings>``: the same settings on the same data resume in the
-    same folder (a retried run continues from its last checkpoint)."""
+RUNS_ENV = "SPECTRALFORGE_RUNS"
+"""The folder of training run folders when the data root is on an object store."""
+
+
+def runs_root(root: StoragePath) -> Path:
+    """``<data root>/runs``; for a data root on an object store ``$SPECTRALFORGE_RUNS`` (a local or
+    mounted folder: checkpoints are written as files and the run lock is an ``flock``), which must
+    then be set. The training itself reads the release from the bucket."""
+    if not is_remote(root):
+        return root / "runs"
+    if not os.environ.get(RUNS_ENV):
+        raise Failure(
+            description=f"the data root {root} is on an object store: set {RUNS_ENV} to a folder for the "
+            "training run folders (checkpoints, metrics, the run lock); the data is read from the bucket"
+        )
+    return Path(os.environ[RUNS_ENV]).expanduser().absolute()
+
+
+def run_folder(root: StoragePath, kind: str, settings: dict) -> Path:
+    """``<runs>/<kind>/<hash of the settings>`` (:func:`runs_root`): the same settings on the same
+    data resume in the same folder (a retried run continues from its last checkpoint)."""
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return root / "runs" / kind / key
+    return runs_root(root) / kind / key
 
 
 def latest_encoder(context: AssetExecutionContext) -> str:
@@ -176,7 +195,7 @@ def latest_encoder(context: AssetExecutionContext) -> str:
 
 
 def launch(
-    context: AssetExecutionContext, launcher: TrainingLauncher, entry: str, root: Path, settings: dict
+    context: AssetExecutionContext, launcher: TrainingLauncher, entry: str, root: StoragePath, settings: dict
 ) -> MaterializeResult:
     """Write the run's config into its run folder and run ``training.<entry>`` on it with the
     launcher (through Pipes), holding the folder's lock throughout (a run with the same settings

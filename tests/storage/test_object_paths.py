@@ -7,8 +7,10 @@ from dataclasses import astuple
 from pathlib import Path
 
 import pytest
+from dagster import Failure
 
 from assets.archive.sources import find_containers
+from assets.training.defs import RUNS_ENV, runs_root
 from simulator import simulate_archive
 from storage_schemas.paths import DataLayout, is_remote, relative_href, staging_root, storage_path
 
@@ -47,3 +49,12 @@ def test_the_walk_of_a_bucket_finds_what_the_walk_of_the_disk_finds(s3, aws, del
     assert [astuple(c)[:3] for c in on_bucket] == on_disk  # path, kind, size; mtimes are the store's
     assert {c.kind for c in on_bucket} == {"folder", delivery}
     assert all(c.mtime_ns > 0 for c in on_bucket)
+
+
+def test_training_runs_of_a_bucket_data_root_go_to_the_folder_named(tmp_path, monkeypatch):
+    monkeypatch.delenv(RUNS_ENV, raising=False)
+    assert runs_root(tmp_path) == tmp_path / "runs"
+    with pytest.raises(Failure, match="prod is on an object store: set SPECTRALFORGE_RUNS"):
+        runs_root(storage_path("s3://spectral-data/prod"))
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path / "runs-here"))
+    assert runs_root(storage_path("s3://spectral-data/prod")) == tmp_path / "runs-here"
