@@ -166,17 +166,17 @@ RUNS_ENV = "SPECTRALFORGE_RUNS"
 
 
 def runs_root(root: StoragePath) -> Path:
-    """``<data root>/runs``; for a data root on an object store ``$SPECTRALFORGE_RUNS`` (a local or
-    mounted folder: checkpoints are written as files and the run lock is an ``flock``), which must
-    then be set. The training itself reads the release from the bucket."""
+    """``$SPECTRALFORGE_RUNS`` when set, else ``<data root>/runs``; a data root on an object store
+    needs the variable (run folders are files and an ``flock``: a local or mounted folder). The
+    training itself reads the release from the bucket."""
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV]).expanduser().absolute()
     if not is_remote(root):
         return root / "runs"
-    if not os.environ.get(RUNS_ENV):
-        raise Failure(
-            description=f"the data root {root} is on an object store: set {RUNS_ENV} to a folder for the "
-            "training run folders (checkpoints, metrics, the run lock); the data is read from the bucket"
-        )
-    return Path(os.environ[RUNS_ENV]).expanduser().absolute()
+    raise Failure(
+        description=f"the data root {root} is on an object store: set {RUNS_ENV} to a folder for the "
+        "training run folders (checkpoints, metrics, the run lock); the data is read from the bucket"
+    )
 
 
 def run_folder(root: StoragePath, kind: str, settings: dict) -> Path:

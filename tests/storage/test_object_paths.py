@@ -58,3 +58,4 @@ def test_training_runs_of_a_bucket_data_root_go_to_the_folder_named(tmp_path, mo
         runs_root(storage_path("s3://spectral-data/prod"))
     monkeypatch.setenv(RUNS_ENV, str(tmp_path / "runs-here"))
     assert runs_root(storage_path("s3://spectral-data/prod")) == tmp_path / "runs-here"
+    assert runs_root(tmp_path) == tmp_path / "runs-here"
