@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
+import yaml
 
 from assets.patches.release_publish import release_folder
 from simulator import simulate_archive
@@ -32,6 +33,7 @@ from training.data import PretrainDataset, release_store
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[2]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
@@ -46,18 +48,24 @@ def archive_template(tmp_path_factory) -> Path:
     return root / "archive"
 
 
-def _run_chain(env: dict[str, str], home: Path, *args: str) -> dict:
+def _run(args: list[str], env: dict[str, str], home: Path) -> subprocess.CompletedProcess:
+    """``ARGS`` in the project with only ``env`` added to a clean environment (no roots,
+    no AWS variables of the test's own) and the Dagster instance under ``home``."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SPECTRAL", "ENMAP", "DESIS", "AWS_"))}
-    run = subprocess.run(
-        [sys.executable, "-m", "tests.storage.run_chain", *(args or ("chain",))],
+    return subprocess.run(
+        args,
         cwd=PROJECT,
         env={**base, "DAGSTER_HOME": str(home), "SPECTRALFORGE_DASK_WORKERS": "0", **env},
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def _run_chain(env: dict[str, str], home: Path, *args: str) -> dict:
+    run = _run([sys.executable, "-m", "tests.storage.run_chain", *(args or ("chain",))], env, home)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -117,6 +125,20 @@ def test_the_chain_on_a_bucket_equals_the_chain_on_disk(
             source["file"] = ""
     assert remote_attrs == local_attrs
     assert s3.digest(f"{bucket}/export") == tree_digest(tmp_path / "export")
+
+    # a researcher's pretraining run on the bucket's release, as `dagster job execute` starts it
+    smoke = yaml.safe_load((PROJECT / "deploy/run_configs/pretrain_smoke.yaml").read_text())
+    smoke["ops"]["pretrained_encoder"]["config"].update(epochs=1, warmup_epochs=0, batch_size=4)
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(smoke))
+    runs = tmp_path / "runs"
+    job = [DAGSTER, "job", "execute", "-m", "pipelines.definitions", "-j", "pretrain_job"]
+    pretrain = _run(
+        [*job, "-c", str(tmp_path / "pretrain.yaml")],
+        {**remote_env, "SPECTRALFORGE_RUNS": str(runs)},
+        tmp_path / "home-s3",
+    )
+    assert pretrain.returncode == 0, pretrain.stdout[-3000:] + pretrain.stderr[-6000:]
+    assert [p.name for p in runs.glob("pretrain/*/encoder.pt")] == ["encoder.pt"]
 
     # a reader with only the bucket's URL (and the AWS environment)
     remote_layout = DataLayout.at(f"{bucket}/spectralforge", f"{bucket}/enmap/archive")
