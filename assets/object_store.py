@@ -25,10 +25,12 @@ import contextlib
 import functools
 import os
 import random
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -124,32 +126,41 @@ def put_file(local: str | os.PathLike[str], path: StoragePath) -> None:
     with_retries("PUT", str(path), lambda: path.fs.put_file(os.fspath(local), path.path))
 
 
-def put_tree(folder: str | os.PathLike[str], prefix: StoragePath, last: str | None = None) -> None:
-    """Every file under the local ``folder`` as objects under ``prefix``, the file named ``last``
-    (relative to ``folder``) after all the others: what marks the whole as complete."""
+def _local_files(folder: str | os.PathLike[str]) -> list[str]:
+    """Every file under the local ``folder``, relative to it, '/'-separated, sorted."""
     base = os.fspath(folder)
-    names = sorted(
+    return sorted(
         os.path.relpath(os.path.join(root, f), base).replace(os.sep, "/")
         for root, _, files in os.walk(base)
         for f in files
     )
+
+
+def put_tree(folder: str | os.PathLike[str], prefix: StoragePath, last: str | None = None) -> list[str]:
+    """Every file under the local ``folder`` as objects under ``prefix``, the file named ``last``
+    (relative to ``folder``) after all the others: what marks the whole as complete. Returns
+    the keys written, relative to ``prefix``."""
+    names = _local_files(folder)
     for name in sorted(names, key=lambda n: n == last):
-        put_file(os.path.join(base, name), prefix / name)
+        put_file(os.path.join(os.fspath(folder), name), prefix / name)
+    return names
 
 
-def replace_tree(folder: str | os.PathLike[str], prefix: StoragePath, last: str) -> None:
-    """:func:`put_tree`, then delete the objects under ``prefix`` the new tree does not have (a
-    previous, longer version's shards): a reader sees the old or the new ``last`` object, and
-    after the call only the new tree's objects."""
-    put_tree(folder, prefix, last)
-    base = os.fspath(folder)
-    kept = {
-        os.path.relpath(os.path.join(root, f), base).replace(os.sep, "/")
-        for root, _, files in os.walk(base)
-        for f in files
-    }
-    for key in sorted(set(list_objects(prefix)) - kept):
-        remove(prefix / key)
+@contextmanager
+def built_locally(prefix: StoragePath, last: str, replace: bool = False) -> Iterator[Path]:
+    """A local temporary folder (named like ``prefix``) to build a whole tree in; when the block
+    ends without an error, the tree is PUT under ``prefix`` with ``last`` after all the other
+    files (:func:`put_tree`), and with ``replace`` the objects the prefix held beyond the new
+    tree (a previous, longer version's shards) are deleted after. A reader sees the old or the
+    new ``last`` object; a failed build PUTs nothing."""
+    with tempfile.TemporaryDirectory(prefix="spectralforge-build-") as local:
+        folder = Path(local) / prefix.name
+        folder.mkdir()
+        yield folder
+        written = set(put_tree(folder, prefix, last))
+        if replace:
+            for key in sorted(set(list_objects(prefix)) - written):
+                remove(prefix / key)
 
 
 def get_bytes(path: StoragePath) -> bytes:
@@ -311,7 +322,8 @@ def ogr_path(path: StoragePath) -> str:
 
 def gdal_s3_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """GDAL's names for ``AWS_ENDPOINT_URL`` (GDAL 3.10 reads ``AWS_S3_ENDPOINT``, and wants
-    path-style URLs and plain HTTP said apart); empty without an endpoint (AWS itself)."""
+    path-style URLs and plain HTTP said apart), none without an endpoint (AWS itself); and
+    always GDAL's own retries (:data:`GDAL_RETRY`)."""
     env = os.environ if environ is None else environ
     url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
     if not url:

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import load, print_table
+
 MB = 1e6
 
 
@@ -56,10 +58,6 @@ def cached_archive(
     seconds = time.perf_counter() - t
     done.write_text(f"{products} products in {seconds:.1f} s\n")
     return root / "archive", seconds
-
-
-def load() -> str:
-    return "/".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def stage_times(instance, t0: float, t_end: float) -> dict:
@@ -93,14 +91,6 @@ def released(instance) -> dict:
     event = instance.get_latest_materialization_event(AssetKey(chain.key(chain.release)))
     md = event.asset_materialization.metadata
     return {k: md[k].value for k in ("version", "patches", "locations", "tiles_with_patches")}
-
-
-def print_table(rows: list[tuple[str, str, str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for i, (what, value, note) in enumerate(rows):
-        print(f"{what.ljust(widths[0])}  {value.rjust(widths[1])}  {note}".rstrip())
-        if i == 0:
-            print(f"{'-' * widths[0]}  {'-' * widths[1]}  {'-' * widths[2]}")
 
 
 def run(args: argparse.Namespace, data: Path, scratch: Path) -> None:

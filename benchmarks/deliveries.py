@@ -43,13 +43,11 @@ import time
 import warnings
 from pathlib import Path
 
+from report import load, print_table
+
 MB = 1e6
 TARGET_RATIO = 2.0
 IN_PLACE_TIMEOUT_S = 600
-
-
-def load() -> str:
-    return "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def simulate(root: Path, args: argparse.Namespace) -> float:
@@ -160,14 +158,6 @@ def planned_tiles(layout) -> list[str]:
 
 def dir_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / MB
-
-
-def print_table(rows: list[tuple[str, str, str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for i, (what, value, note) in enumerate(rows):
-        print(f"{what.ljust(widths[0])}  {value.rjust(widths[1])}  {note}".rstrip())
-        if i == 0:
-            print(f"{'-' * widths[0]}  {'-' * widths[1]}  {'-' * widths[2]}")
 
 
 def run(args: argparse.Namespace, base: Path) -> None:

@@ -83,6 +83,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from report import load, print_table
 
 PATCH_BYTES_PER_BAND = 128 * 128 * 2
 MB = 1e6
@@ -408,18 +409,6 @@ def random_reads(layout, index, out: Path, reads: int, seed: int) -> dict[str, f
         "store_pps": reads / store_s,
         "tiff_pps": reads / tiff_s,
     }
-
-
-def load() -> str:
-    return "/".join(f"{v:.1f}" for v in os.getloadavg())
-
-
-def print_table(rows: list[tuple[str, str, str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for i, (what, value, note) in enumerate(rows):
-        print(f"{what.ljust(widths[0])}  {value.rjust(widths[1])}  {note}".rstrip())
-        if i == 0:
-            print(f"{'-' * widths[0]}  {'-' * widths[1]}  {'-' * widths[2]}")
 
 
 def rate(mb: float, seconds: float) -> str:

@@ -38,6 +38,7 @@ from assets.archive.sources import (
     ZipFiles,
     check_member_names,
     folder_checksum,
+    folder_entries,
     gdal_env,
     is_zip_name,
     nested_path,
@@ -103,12 +104,13 @@ def read_container(
         with gdal_env():
             if container.kind == FOLDER:
                 folder = root / container.path
-                result.checksum = folder_checksum(folder, sensor)
+                entries = folder_entries(folder)  # listed once for the checksum and the read
+                result.checksum = folder_checksum(folder, sensor, entries)
                 damage = _damage(root, recorded)
                 if result.checksum == previous_checksum and not damage:
                     result.unchanged = True
                     return result
-                _read_products(FolderFiles(folder), container.path, result, folder.name, sensor)
+                _read_products(FolderFiles(folder, entries), container.path, result, folder.name, sensor)
             elif container.kind == TAR:
                 damage = _read_delivery(root, container, previous_checksum, result, sensor, recorded)
                 if result.unchanged:

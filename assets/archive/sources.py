@@ -193,11 +193,13 @@ class ProductFiles:
 
 
 class FolderFiles(ProductFiles):
-    def __init__(self, folder: StoragePath):
+    def __init__(self, folder: StoragePath, entries: dict[str, int] | None = None):
         self.folder = folder
+        self.entries = entries
+        """:func:`folder_entries` when the caller has them already (one LIST fewer on a bucket)."""
 
     def names(self) -> dict[str, int]:
-        return folder_entries(self.folder)
+        return self.entries if self.entries is not None else folder_entries(self.folder)
 
     def open(self, name: str) -> BinaryIO:
         return (self.folder / name).open("rb")
@@ -252,13 +254,15 @@ def zip_checksum(archive: zipfile.ZipFile) -> str:
     return digest.hexdigest()
 
 
-def folder_checksum(folder: StoragePath, sensor: Sensor = ENMAP) -> str:
+def folder_checksum(
+    folder: StoragePath, sensor: Sensor = ENMAP, entries: dict[str, int] | None = None
+) -> str:
     """Content checksum of a product folder: member names and sizes, and the bytes the catalog
     record is made of (head and tail of METADATA.XML, the header of the GeoTIFF). Reading the
     whole of a 4 MB XML and a 1 GB image for a checksum would cost more than the scan itself."""
     digest = hashlib.blake2b(digest_size=16)
     image = image_name(sensor)
-    for name, size in sorted(folder_entries(folder).items()):
+    for name, size in sorted((entries if entries is not None else folder_entries(folder)).items()):
         digest.update(f"{name}\0{size}\n".encode())
         if name.endswith(sensor.metadata_suffix) or image.search(name):
             with (folder / name).open("rb") as f:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import zarr
 
 from assets.atomic_files import rename_folder_durably
 from assets.labels.partial_dataset import RowView, per_sample_array
-from assets.object_store import replace_tree
+from assets.object_store import built_locally
 from assets.patches.store import StoreBands, create_reflectance, write_band_coords
 from storage_schemas.label_dataset import CLASSES, LABEL_LAYOUT_VERSION, MASK, MULTI_HOT, SAMPLE_COORDS
 from storage_schemas.patch_reader import PatchReader
@@ -78,10 +77,8 @@ def write_label_dataset(
     a local temporary folder and PUT it object by object, the root ``zarr.json`` last (a reader
     opens the group only once it is there), then delete what the previous dataset had beyond."""
     if is_remote(path):
-        with tempfile.TemporaryDirectory(prefix="spectralforge-labels-") as local:
-            tmp = Path(local) / path.name
+        with built_locally(path, last="zarr.json", replace=True) as tmp:
             _write(tmp, content, store, bands)
-            replace_tree(tmp, path, last="zarr.json")
         return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -273,14 +273,14 @@ def _write_shard(store: StoragePath, shard: int, chunks: list[bytes | None]) -> 
     """One shard file, atomically and durably (temporary name, fsync, rename, fsync of its folder);
     no file when nothing is stored, as Zarr does for a shard of fill values."""
     path = shard_path(store, shard)
-    if is_remote(path):  # one PUT: readers see the old shard or the whole new one
-        if all(c is None for c in chunks):
+    if all(c is None for c in chunks):  # no object either way; a missing folder is no fault
+        if is_remote(path):
             remove(path)
         else:
-            put_bytes(path, b"".join(shard_parts(chunks)))
+            path.unlink(missing_ok=True)
         return
-    if all(c is None for c in chunks):
-        path.unlink(missing_ok=True)
+    if is_remote(path):  # one PUT: readers see the old shard or the whole new one
+        put_bytes(path, b"".join(shard_parts(chunks)))
         return
     make_folders(path.parent)
     tmp = partial_name(path)

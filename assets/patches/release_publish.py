@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from assets.atomic_files import (
     writer_alive,
 )
 from assets.geometry.plan_report import histogram_png
-from assets.object_store import put_tree
+from assets.object_store import built_locally
 from assets.patches.release import ReleaseContent
 from assets.patches.release_figures import (
     acquisitions_per_month_png,
@@ -96,11 +95,9 @@ def publish_release(
         figures = {k: (final / FIGURES / f).read_bytes() for k, f in FIGURE_FILES.items()}
         return PublishedRelease(final, content.version, False, figures)
     if is_remote(final):
-        with tempfile.TemporaryDirectory(prefix="spectralforge-release-") as local:
-            folder = Path(local) / content.version
-            (folder / FIGURES).mkdir(parents=True)
+        with built_locally(final, last=MANIFEST) as folder:
+            (folder / FIGURES).mkdir()
             figures = _write_release(layout, content, folder, drops)
-            put_tree(folder, final, last=MANIFEST)
         _point_latest(layout, content.version)
         return PublishedRelease(final, content.version, True, figures)
     _remove_abandoned_folders(layout.releases)
